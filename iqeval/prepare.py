@@ -1,0 +1,309 @@
+"""Turning two decoded images into the arrays the metrics see.
+
+Everything that shapes the numbers happens here, in one place and in a fixed
+order: dtype check, alpha policy, layout check, data range, border crop, colour
+conversion. :class:`PairInfo` records each decision so reports can state it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import (
+    ColorModeError,
+    ConfigError,
+    DataRangeError,
+    DtypeError,
+    ShapeMismatchError,
+    WindowSizeError,
+)
+from .metrics import parse_metrics, ssim_window
+
+COLORS = ("rgb", "y", "gray")
+KERNELS = ("uniform", "gaussian")
+ALPHAS = ("drop", "include", "error")
+
+# ITU-R BT.601 luma as MATLAB's rgb2ycbcr computes it (16-235 for 8-bit), the
+# super-resolution literature's "Y channel"; applied to unrounded floats.
+Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+# skimage.color.rgb2gray's weights (ITU-R BT.709 luma, no offset).
+GRAY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])
+
+_NATIVE_RANGE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything that changes the numbers. Validated on construction."""
+
+    metrics: tuple[str, ...] = ("ssim", "psnr", "mse")
+    color: str = "rgb"
+    crop_border: int = 0
+    ssim_kernel: str = "uniform"
+    win_size: int | None = None
+    sigma: float = 1.5
+    data_range: float | None = None
+    alpha: str = "drop"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", parse_metrics(self.metrics))
+        if self.color not in COLORS:
+            raise ConfigError(f"unknown colour mode {self.color!r}; choose from {', '.join(COLORS)}")
+        if self.ssim_kernel not in KERNELS:
+            raise ConfigError(f"unknown SSIM kernel {self.ssim_kernel!r}; choose from {', '.join(KERNELS)}")
+        if self.alpha not in ALPHAS:
+            raise ConfigError(f"unknown alpha policy {self.alpha!r}; choose from {', '.join(ALPHAS)}")
+        if int(self.crop_border) != self.crop_border or self.crop_border < 0:
+            raise ConfigError(f"crop border must be a non-negative integer, got {self.crop_border}")
+        if self.win_size is not None and (self.win_size < 3 or self.win_size % 2 == 0):
+            raise ConfigError(f"SSIM window size must be an odd integer of at least 3, got {self.win_size}")
+        if not self.sigma > 0:
+            raise ConfigError(f"SSIM sigma must be positive, got {self.sigma}")
+        if self.data_range is not None and not (np.isfinite(self.data_range) and self.data_range > 0):
+            raise ConfigError(f"data range must be a positive number, got {self.data_range}")
+        if self.alpha == "include" and self.color != "rgb":
+            raise ConfigError("--alpha include keeps alpha as a channel, which only --color rgb can score")
+
+    @property
+    def window(self) -> int:
+        """Side of the SSIM window in pixels."""
+        return ssim_window(self.ssim_kernel, self.win_size, self.sigma)
+
+    def describe_ssim(self) -> str:
+        """One phrase that says how SSIM was computed."""
+        w = self.window
+        if self.ssim_kernel == "gaussian":
+            return f"gaussian sigma={self.sigma:g}, {w}x{w} window, population covariance"
+        return f"uniform {w}x{w} window, sample covariance"
+
+    def as_dict(self) -> dict[str, object]:
+        """The options as plain JSON-ready values."""
+        return {
+            "metrics": list(self.metrics),
+            "color": self.color,
+            "crop_border": self.crop_border,
+            "ssim_kernel": self.ssim_kernel,
+            "win_size": self.window,
+            "sigma": self.sigma,
+            "data_range": self.data_range,
+            "alpha": self.alpha,
+        }
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    """The facts that shaped the numbers of one pair."""
+
+    width: int
+    height: int
+    channels: int
+    pred_dtype: str
+    gt_dtype: str
+    data_range: float
+    data_range_source: str
+    color: str
+    crop_border: int
+    scored_width: int
+    scored_height: int
+    ssim: str = field(default="")
+
+    def as_dict(self) -> dict[str, object]:
+        """The facts as plain JSON-ready values."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "pred_dtype": self.pred_dtype,
+            "gt_dtype": self.gt_dtype,
+            "data_range": self.data_range,
+            "data_range_source": self.data_range_source,
+            "color": self.color,
+            "crop_border": self.crop_border,
+            "scored_width": self.scored_width,
+            "scored_height": self.scored_height,
+            "ssim": self.ssim,
+        }
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Two arrays ready for the metrics, in native units, with their facts.
+
+    ``pred`` and ``gt`` keep their stored dtype where no arithmetic was needed
+    (so the fast engine can convert just once); ``scale`` is the factor that
+    maps stored values to metric units.
+    """
+
+    pred: np.ndarray
+    gt: np.ndarray
+    pred_scale: float
+    gt_scale: float
+    info: PairInfo
+
+
+def native_range(dtype: np.dtype, name: str) -> float:
+    """The data range implied by a dtype; raise for dtypes iqeval does not score."""
+    dtype = np.dtype(dtype)
+    if dtype in _NATIVE_RANGE:
+        return _NATIVE_RANGE[dtype]
+    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):
+        return 1.0
+    raise DtypeError(
+        f"{name}: unsupported dtype {dtype}; iqeval scores uint8, uint16 and float images "
+        "(pass float data in [0, 1] or set --data-range)"
+    )
+
+
+def _layout(channels: int) -> str:
+    return {1: "gray", 2: "gray+alpha", 3: "RGB", 4: "RGBA"}.get(channels, f"{channels}-channel")
+
+
+def _channels(a: np.ndarray) -> int:
+    return 1 if a.ndim == 2 else int(a.shape[2])
+
+
+def _apply_alpha(a: np.ndarray, policy: str, name: str, opaque: float, other_has_alpha: bool) -> np.ndarray:
+    c = _channels(a)
+    has_alpha = c in (2, 4)
+    if has_alpha and policy == "error":
+        raise ColorModeError(f"{name}: has an alpha channel; choose --alpha drop or --alpha include")
+    if has_alpha and policy == "drop":
+        return a[..., 0] if c == 2 else a[..., :3]
+    if not has_alpha and policy == "include" and other_has_alpha:
+        # a missing alpha channel means fully opaque
+        base = a[..., None] if a.ndim == 2 else a
+        alpha = np.full((*base.shape[:2], 1), opaque, dtype=a.dtype)
+        return np.concatenate([base, alpha], axis=2)
+    return a
+
+
+def _check_values(a: np.ndarray, name: str, data_range: float, explicit: bool) -> None:
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise DataRangeError(f"{name}: contains NaN or infinite values")
+        if explicit:
+            return
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0.0 or hi > 1.0:
+            raise DataRangeError(
+                f"{name}: float values lie in [{lo:g}, {hi:g}], outside [0, 1]; pass --data-range to state their range"
+            )
+    elif explicit:
+        hi = float(a.max())
+        if hi > data_range:
+            raise DataRangeError(f"{name}: values reach {hi:g}, above --data-range {data_range:g}")
+
+
+def to_luma(a: np.ndarray, weights: np.ndarray, offset: float) -> np.ndarray:
+    """Weighted sum of the RGB channels plus ``offset`` (float64); gray input counts as R=G=B."""
+    x = np.asarray(a, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[..., None] * np.ones(3)
+    out = x[..., 0] * weights[0]
+    out += x[..., 1] * weights[1]
+    out += x[..., 2] * weights[2]
+    if offset:
+        out += offset
+    return out
+
+
+def prepare(
+    pred: np.ndarray, gt: np.ndarray, options: Options, pred_name: str = "pred", gt_name: str = "gt"
+) -> Prepared:
+    """Validate a pair and bring it into the units the metrics use.
+
+    Raises a subclass of :class:`~iqeval.errors.IqevalError` that names the
+    file(s) and the reason when the pair cannot be scored.
+    """
+    pred = np.asarray(pred)
+    gt = np.asarray(gt)
+    for a, name in ((pred, pred_name), (gt, gt_name)):
+        if a.ndim == 3 and a.shape[2] == 1:
+            continue
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 2, 3, 4)):
+            raise ShapeMismatchError(f"{name}: expected an H x W or H x W x C image, got shape {a.shape}")
+    if pred.ndim == 3 and pred.shape[2] == 1:
+        pred = pred[..., 0]
+    if gt.ndim == 3 and gt.shape[2] == 1:
+        gt = gt[..., 0]
+    pred_dtype, gt_dtype = str(pred.dtype), str(gt.dtype)
+    pred_native = native_range(pred.dtype, pred_name)
+    gt_native = native_range(gt.dtype, gt_name)
+
+    if pred.shape[:2] != gt.shape[:2]:
+        ph, pw = pred.shape[:2]
+        gh, gw = gt.shape[:2]
+        raise ShapeMismatchError(f"size mismatch: {pred_name} is {pw}x{ph} but {gt_name} is {gw}x{gh}")
+
+    explicit = options.data_range is not None
+    p_alpha, g_alpha = _channels(pred) in (2, 4), _channels(gt) in (2, 4)
+    pred = _apply_alpha(pred, options.alpha, pred_name, pred_native, g_alpha)
+    gt = _apply_alpha(gt, options.alpha, gt_name, gt_native, p_alpha)
+
+    pc, gc = _channels(pred), _channels(gt)
+    if options.color == "rgb" and pc != gc:
+        raise ColorModeError(
+            f"{pred_name} is {_layout(pc)} but {gt_name} is {_layout(gc)}; "
+            "use --color gray or --color y to compare them"
+        )
+
+    if explicit:
+        assert options.data_range is not None  # narrowed for the type checker
+        data_range = float(options.data_range)
+        source = "--data-range"
+        pred_scale = gt_scale = 1.0
+    elif pred.dtype == gt.dtype or (pred.dtype.kind == "f" and gt.dtype.kind == "f"):
+        data_range = pred_native
+        source = f"dtype {pred.dtype}"
+        pred_scale = gt_scale = 1.0
+    else:
+        # mixed dtypes: bring both to [0, 1] rather than compare raw codes
+        data_range = 1.0
+        source = f"mixed dtypes {pred.dtype}/{gt.dtype}, both rescaled to [0, 1]"
+        pred_scale, gt_scale = 1.0 / pred_native, 1.0 / gt_native
+    _check_values(pred, pred_name, data_range, explicit)
+    _check_values(gt, gt_name, data_range, explicit)
+
+    height, width = pred.shape[:2]
+    c = options.crop_border
+    if 2 * c >= min(height, width):
+        raise WindowSizeError(f"{pred_name}: crop border {c} leaves nothing of a {width}x{height} image")
+    if c:
+        pred = pred[c:-c, c:-c]
+        gt = gt[c:-c, c:-c]
+    sh, sw = pred.shape[:2]
+    w = options.window
+    if min(sh, sw) < w:
+        after = f" after a {c}-pixel crop" if c else ""
+        raise WindowSizeError(
+            f"{pred_name}: {sw}x{sh}{after} is smaller than the {w}x{w} SSIM window; "
+            f"pass an odd --win-size of at most {min(sh, sw)}"
+        )
+
+    if options.color == "y":
+        offset = 16.0 * data_range / 255.0  # exactly 16 for 8-bit data
+        pred = to_luma(pred, Y_WEIGHTS * pred_scale, offset)
+        gt = to_luma(gt, Y_WEIGHTS * gt_scale, offset)
+        pred_scale = gt_scale = 1.0
+    elif options.color == "gray":
+        if pred.ndim == 3:
+            pred, pred_scale = to_luma(pred, GRAY_WEIGHTS * pred_scale, 0.0), 1.0
+        if gt.ndim == 3:
+            gt, gt_scale = to_luma(gt, GRAY_WEIGHTS * gt_scale, 0.0), 1.0
+    info = PairInfo(
+        width=width,
+        height=height,
+        channels=_channels(pred),
+        pred_dtype=pred_dtype,
+        gt_dtype=gt_dtype,
+        data_range=data_range,
+        data_range_source=source,
+        color=options.color,
+        crop_border=c,
+        scored_width=sw,
+        scored_height=sh,
+        ssim=options.describe_ssim(),
+    )
+    return Prepared(pred=pred, gt=gt, pred_scale=pred_scale, gt_scale=gt_scale, info=info)

@@ -1,0 +1,94 @@
+"""The fast engine equals skimage called directly, for every option combination."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from skimage.color import rgb2gray
+from skimage.metrics import mean_squared_error, structural_similarity
+
+from iqeval import compare_images
+
+from .conftest import noisy
+
+
+def reference(pred, gt, *, color, crop, kernel, win_size, sigma, data_range):
+    """skimage.metrics on arrays prepared by hand (crop, then colour conversion)."""
+    p = pred.astype(np.float64)
+    g = gt.astype(np.float64)
+    if crop:
+        p, g = p[crop:-crop, crop:-crop], g[crop:-crop, crop:-crop]
+    if color == "y":
+        p, g = ((16.0 * data_range + a @ np.array([65.481, 128.553, 24.966])) / 255.0 for a in (p, g))
+    elif color == "gray":
+        p, g = (rgb2gray(a / data_range) * data_range for a in (p, g))
+    kw = {"data_range": data_range, "win_size": win_size, "channel_axis": -1 if p.ndim == 3 else None}
+    if kernel == "gaussian":
+        kw.update(gaussian_weights=True, sigma=sigma, use_sample_covariance=False)
+    s = structural_similarity(g, p, **kw)
+    m = mean_squared_error(g, p)
+    return s, (math.inf if m == 0 else 10 * math.log10(data_range**2 / m)), m
+
+
+COMBOS = list(
+    itertools.product(
+        ["rgb", "y", "gray"],
+        [0, 3],
+        [
+            ("uniform", None, 1.5),
+            ("uniform", 3, 1.5),
+            ("gaussian", None, 1.5),
+            ("gaussian", 7, 1.5),
+            ("gaussian", None, 0.8),
+        ],
+        [np.uint8, np.uint16, np.float32],
+    )
+)
+
+
+@pytest.mark.parametrize(("color", "crop", "kernel", "dtype"), COMBOS)
+def test_fast_equals_skimage(rgb, color, crop, kernel, dtype):
+    kind, win_size, sigma = kernel
+    if dtype is np.float32:
+        gt = (rgb / 255.0).astype(np.float32)
+        data_range = 1.0
+    elif dtype is np.uint16:
+        gt = rgb.astype(np.uint16) * 257
+        data_range = 65535.0
+    else:
+        gt = rgb
+        data_range = 255.0
+    pred = noisy(gt, 0.04 * data_range, seed=3)
+    opts = {"color": color, "crop_border": crop, "ssim_kernel": kind, "win_size": win_size, "sigma": sigma}
+    fast = compare_images(pred, gt, engine="fast", **opts)
+    slow = compare_images(pred, gt, engine="skimage", **opts)
+    ref = reference(
+        pred, gt, color=color, crop=crop, kernel=kind, win_size=win_size, sigma=sigma, data_range=data_range
+    )
+    for result in (fast, slow):
+        assert abs(result["ssim"] - ref[0]) <= 1e-6
+        assert abs(result["psnr"] - ref[1]) <= 1e-6
+        assert result["mse"] == pytest.approx(ref[2], rel=1e-9)
+
+
+def test_fast_band_edges_on_tall_image():
+    # taller than one band, and a height that leaves a short last band
+    rng = np.random.default_rng(1)
+    gt = rng.integers(0, 256, (1037, 300), dtype=np.uint8)
+    pred = noisy(gt, 9)
+    for kernel in ("uniform", "gaussian"):
+        fast = compare_images(pred, gt, ssim_kernel=kernel)
+        slow = compare_images(pred, gt, ssim_kernel=kernel, engine="skimage")
+        assert abs(fast["ssim"] - slow["ssim"]) <= 1e-9
+
+
+def test_fast_mse_is_exact_for_integers():
+    rng = np.random.default_rng(2)
+    gt = rng.integers(0, 65536, (64, 64, 3), dtype=np.uint16)
+    pred = rng.integers(0, 65536, (64, 64, 3), dtype=np.uint16)
+    diff = pred.astype(object) - gt.astype(object)
+    exact = sum(int(v) * int(v) for v in diff.ravel()) / diff.size
+    assert compare_images(pred, gt, metrics="mse")["mse"] == exact

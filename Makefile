@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/iqeval compare sample_data/pred/faces/astronaut.png sample_data/gt/faces/astronaut.png
+	$(BIN)/iqeval compare sample_data/pred sample_data/gt --items \
+		--json demo_out/report.json --csv demo_out/items.csv --frames-csv demo_out/frames.csv
+	@echo "reports written to demo_out/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import click
 
 from . import __version__
+from .aggregate import check_weights, summarize_run
 from .core import ENGINES, compare_images
+from .discovery import Item, Pairing, Source, find_pairs
 from .errors import ConfigError, IqevalError
+from .evaluate import CompareConfig, ItemResult, compile_group_by, evaluate
+from .io import is_image_path, is_video_path
+from .metrics import parse_metrics
 from .prepare import ALPHAS, COLORS, KERNELS, Options
-from .report import dumps, format_pair, pair_json
+from .report import batch_json, dumps, format_pair, format_summary, frames_csv, items_csv, pair_json
 
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
 EXIT_USAGE = 2
+EXIT_UNMATCHED = 3
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
 
 
 class InputFailure(click.ClickException):
@@ -24,21 +38,61 @@ class InputFailure(click.ClickException):
     exit_code = EXIT_ITEMS_FAILED
 
 
-def _write_text(path: str, text: str) -> None:
+def write_output(path: str, text: str) -> None:
+    """Write a report to PATH atomically (never half-written), or to stdout for '-'."""
     if path == "-":
         click.echo(text, nl=False)
-    else:
-        Path(path).write_text(text, encoding="utf-8")
-
-
-def _options(**kw: Any) -> Options:
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        return Options(**kw)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _usage(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _progress(results: Iterable[ItemResult], total: int, quiet: bool) -> Iterator[ItemResult]:
+    from tqdm import tqdm
+
+    # disable=None: a bar only when stderr is a terminal, so logs and pipes stay clean
+    bar = tqdm(results, total=total, unit="item", file=sys.stderr, disable=True if quiet else None, dynamic_ncols=True)
+    try:
+        yield from bar
+    finally:
+        bar.close()
+
+
+def _load_weights(path: str | None) -> dict[str, dict[str, float]] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise click.UsageError(f"--weights {path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"--weights {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise click.UsageError(f'--weights {path}: expected {{"KEY": {{"VALUE": WEIGHT, ...}}}}')
+    return data
+
+
+def _warn(message: str, quiet: bool) -> None:
+    if not quiet:
+        click.echo(f"Warning: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="iqeval")
 def cli() -> None:
     """Full-reference image quality: SSIM, PSNR and MSE of predictions against ground truth."""
@@ -78,7 +132,24 @@ def cli() -> None:
 @click.option(
     "--engine", type=click.Choice(ENGINES), default="fast", show_default=True, help="skimage: reference path."
 )
-@click.option("--json", "json_path", default=None, metavar="PATH", help="Write a JSON report ('-' for stdout).")
+@click.option("--json", "json_path", default=None, metavar="PATH", help="Write the JSON report ('-' for stdout).")
+@click.option("--csv", "csv_path", default=None, metavar="PATH", help="Write one CSV row per item ('-' for stdout).")
+@click.option("--frames-csv", "frames_path", default=None, metavar="PATH", help="Write one CSV row per frame.")
+@click.option(
+    "--group-by", default=None, metavar="REGEX", help="Named groups of this regex on the item path become keys."
+)
+@click.option(
+    "--weights",
+    "weights_path",
+    default=None,
+    metavar="FILE",
+    help='JSON {"KEY": {"VALUE": weight}} for a weighted overall.',
+)
+@click.option("--strict", is_flag=True, help="Files found on one side only fail the run (exit 3).")
+@click.option("--no-frame-folders", is_flag=True, help="Treat folders of numbered frames as separate images.")
+@click.option("--truncate-frames", is_flag=True, help="Score the common frames of sequences of different lengths.")
+@click.option("--items", "show_items", is_flag=True, help="List every item in the summary table.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def compare(
     pred: Path,
     gt: Path,
@@ -92,26 +163,125 @@ def compare(
     alpha: str,
     engine: str,
     json_path: str | None,
+    csv_path: str | None,
+    frames_path: str | None,
+    group_by: str | None,
+    weights_path: str | None,
+    strict: bool,
+    no_frame_folders: bool,
+    truncate_frames: bool,
+    show_items: bool,
+    quiet: bool,
 ) -> None:
-    """Score PRED against GT (two image files)."""
-    options = _options(
-        metrics=metric_names,
-        color=color,
-        crop_border=crop_border,
-        ssim_kernel=ssim_kernel,
-        win_size=win_size,
-        sigma=sigma,
-        data_range=data_range,
-        alpha=alpha,
+    """Score PRED against GT: two images, two videos, or two folders walked recursively.
+
+    Folders pair their items by relative path without extension; see the README
+    for the rules, the report schemas and the exit codes.
+    """
+    options = _usage(
+        lambda: Options(
+            metrics=parse_metrics(metric_names),
+            color=color,
+            crop_border=crop_border,
+            ssim_kernel=ssim_kernel,
+            win_size=win_size,
+            sigma=sigma,
+            data_range=data_range,
+            alpha=alpha,
+        )
     )
+    outputs = [p for p in (json_path, csv_path, frames_path) if p is not None]
+    if outputs.count("-") > 1:
+        raise click.UsageError("only one report can go to stdout ('-')")
+    if group_by is not None:
+        _usage(lambda: compile_group_by(group_by))
+    for path in (pred, gt):
+        if not path.exists():
+            raise InputFailure(f"{path}: no such file or directory")
+    if pred.is_dir() != gt.is_dir():
+        file_, dir_ = (gt, pred) if pred.is_dir() else (pred, gt)
+        raise click.UsageError(f"{dir_} is a folder but {file_} is a file; give two files or two folders")
+
+    if not pred.is_dir() and is_image_path(pred) and is_image_path(gt) and not (csv_path or frames_path):
+        try:
+            result = compare_images(pred, gt, options=options, engine=engine)
+        except IqevalError as exc:
+            raise InputFailure(str(exc)) from exc
+        if json_path is not None:
+            write_output(json_path, dumps(pair_json(result, options.as_dict(), __version__)))
+        if json_path != "-" and not quiet:
+            click.echo(format_pair(result), nl=False)
+        return
+
+    config = CompareConfig(
+        pred=pred,
+        gt=gt,
+        options=options,
+        engine=engine,
+        frame_folders=not no_frame_folders,
+        truncate_frames=truncate_frames,
+        group_by=group_by,
+    )
+    if pred.is_dir():
+        pairing = find_pairs(pred, gt, frame_folders=config.frame_folders)
+    else:
+        pairing = Pairing(items=(Item(pred.stem, _source(pred), _source(gt)),), pred_only=(), gt_only=())
+    key_names = config.key_names()
+    weights = _load_weights(weights_path)
+    if weights is not None:
+        _usage(lambda: check_weights(weights, key_names))
+
+    if pairing.pred_only or pairing.gt_only:
+        parts = []
+        if pairing.pred_only:
+            parts.append(f"{len(pairing.pred_only)} only in {pred} (first: {pairing.pred_only[0]})")
+        if pairing.gt_only:
+            parts.append(f"{len(pairing.gt_only)} only in {gt} (first: {pairing.gt_only[0]})")
+        _warn("unmatched files: " + "; ".join(parts), quiet)
+    if not pairing.items:
+        raise InputFailure(f"no pairs found between {pred} and {gt}")
+
     try:
-        result = compare_images(pred, gt, options=options, engine=engine)
-    except IqevalError as exc:
-        raise InputFailure(str(exc)) from exc
+        results = list(_progress(evaluate(config, pairing.items), len(pairing.items), quiet))
+    except KeyboardInterrupt:
+        click.echo("Interrupted: no report written.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    summary = _usage(lambda: summarize_run(results, options.metrics, key_names, weights))
+
+    for r in results:
+        for w in r.warnings:
+            _warn(f"{r.id}: {w}", quiet)
+    if summary.group_by_unmatched:
+        _warn(
+            f"--group-by matched no key in {len(summary.group_by_unmatched)} items "
+            f"(first: {summary.group_by_unmatched[0]}); they count only in the overall",
+            quiet,
+        )
+
     if json_path is not None:
-        _write_text(json_path, dumps(pair_json(result, options.as_dict(), __version__)))
-    if json_path != "-":
-        click.echo(format_pair(result), nl=False)
+        write_output(json_path, dumps(batch_json(results, summary, pairing, config.as_dict(), __version__)))
+    if csv_path is not None:
+        write_output(csv_path, items_csv(results, options.metrics, key_names))
+    if frames_path is not None:
+        write_output(frames_path, frames_csv(results, options.metrics))
+    if "-" not in outputs and not quiet:
+        click.echo(format_summary(results, summary, pairing, show_items=show_items), nl=False)
+    for r in results:
+        if not r.ok:
+            click.echo(f"Error: {r.id}: {r.error}", err=True)
+
+    if summary.n_failed:
+        sys.exit(EXIT_ITEMS_FAILED)
+    if strict and (pairing.pred_only or pairing.gt_only):
+        click.echo(
+            f"Error: --strict: {len(pairing.pred_only)} pred-only and {len(pairing.gt_only)} gt-only files",
+            err=True,
+        )
+        sys.exit(EXIT_UNMATCHED)
+
+
+def _source(path: Path) -> Source:
+    return Source(path, "video" if is_video_path(path) else "image")
 
 
 def main() -> None:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from .aggregate import RunSummary, Summary, summarize
 from .core import PairResult
+from .discovery import Pairing
+from .evaluate import ItemResult
 from .metrics import METRICS
 
 
@@ -74,3 +82,215 @@ def pair_json(result: PairResult, options: dict[str, Any], version: str) -> dict
         "info": result.info.as_dict(),
         "scores": {k: json_value(v) for k, v in result.scores.items()},
     }
+
+
+# ---------------------------------------------------------------- batch reports
+
+SCHEMA_VERSION = 1
+
+
+def _clean(value: Any) -> Any:
+    """Recursively make a structure strict-JSON-ready (floats through json_value)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return json_value(float(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def item_dict(r: ItemResult, frames: bool = True) -> dict[str, Any]:
+    """One item as a JSON-ready dict."""
+    out: dict[str, Any] = {
+        "id": r.id,
+        "kind": r.kind,
+        "status": r.status,
+        "error": r.error,
+        "keys": dict(r.keys),
+        "pred": r.pred,
+        "gt": r.gt,
+        "n_frames": r.n_frames,
+        "scores": {m: r.scores[m] for m in r.metrics if m in r.scores},
+        "info": r.info.as_dict() if r.info else None,
+        "warnings": list(r.warnings),
+    }
+    if r.kind == "sequence" and r.ok:
+        out["frame_stats"] = {m: summarize(m, r.frame_scores[:, i]).as_dict() for i, m in enumerate(r.metrics)}
+        if frames:
+            out["frames"] = {m: r.frame_scores[:, i].tolist() for i, m in enumerate(r.metrics)}
+    return out
+
+
+def batch_json(
+    results: Sequence[ItemResult],
+    summary: RunSummary,
+    pairing: Pairing,
+    config: Mapping[str, Any],
+    version: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The batch report as a strict-JSON-ready dict (see the README for the schema)."""
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "iqeval", "version": version},
+        "config": dict(config),
+        "counts": {
+            "items": summary.n_items,
+            "ok": summary.n_ok,
+            "failed": summary.n_failed,
+            "frames": summary.n_frames,
+            "pred_only": len(pairing.pred_only),
+            "gt_only": len(pairing.gt_only),
+            "ignored_files": pairing.ignored,
+        },
+        "summary": {
+            "micro": {m: s.as_dict() for m, s in summary.micro.items()},
+            "macro": summary.macro,
+            "weighted": summary.weighted,
+        },
+        "keys": {
+            key: [
+                {
+                    "value": g.value,
+                    "n_items": g.n_items,
+                    "n_failed": g.n_failed,
+                    "metrics": {m: s.as_dict() for m, s in g.metrics.items()},
+                }
+                for g in rows
+            ]
+            for key, rows in summary.groups.items()
+        },
+        "items": [item_dict(r) for r in results],
+        "pred_only": list(pairing.pred_only),
+        "gt_only": list(pairing.gt_only),
+        "group_by_unmatched": list(summary.group_by_unmatched),
+    }
+    if extra:
+        doc.update(extra)
+    return _clean(doc)
+
+
+def csv_float(value: float | None) -> str:
+    """Full precision that round-trips through float(); inf as "inf"."""
+    if value is None:
+        return ""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return repr(v)
+
+
+def items_csv(results: Sequence[ItemResult], metrics: Sequence[str], key_names: Sequence[str]) -> str:
+    """One row per item."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        [
+            "id",
+            "kind",
+            "status",
+            *key_names,
+            *metrics,
+            "n_frames",
+            "width",
+            "height",
+            "data_range",
+            "pred",
+            "gt",
+            "error",
+        ]
+    )
+    for r in results:
+        info = r.info
+        w.writerow(
+            [
+                r.id,
+                r.kind,
+                r.status,
+                *(r.keys.get(k, "") for k in key_names),
+                *(csv_float(r.scores.get(m)) for m in metrics),
+                r.n_frames,
+                info.width if info else "",
+                info.height if info else "",
+                csv_float(info.data_range) if info else "",
+                r.pred,
+                r.gt,
+                r.error or "",
+            ]
+        )
+    return buf.getvalue()
+
+
+def frames_csv(results: Sequence[ItemResult], metrics: Sequence[str]) -> str:
+    """One row per frame of every sequence item (a still image is not a frame)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "frame", *metrics])
+    for r in results:
+        for index, row in enumerate(r.frame_scores):
+            w.writerow([r.id, index, *(csv_float(v) for v in row)])
+    return buf.getvalue()
+
+
+def _cells(metrics: Sequence[str], summaries: Mapping[str, Summary]) -> list[str]:
+    return [format_score(m, summaries[m].mean) if summaries[m].n else "-" for m in metrics]
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = cells
+        return "  ".join(
+            [first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]
+        ).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def format_summary(
+    results: Sequence[ItemResult], summary: RunSummary, pairing: Pairing, show_items: bool = False
+) -> str:
+    """The human summary: items if asked, per-key means, overall means, failures, unmatched files."""
+    metrics = summary.metrics
+    labels = [METRICS[m].label + (f" ({METRICS[m].unit})" if METRICS[m].unit else "") for m in metrics]
+    out: list[str] = []
+    if show_items:
+        rows = [
+            [
+                r.id,
+                r.kind if r.ok else "FAILED",
+                str(r.n_frames or ""),
+                *[format_score(m, r.scores[m]) if r.ok else "-" for m in metrics],
+            ]
+            for r in results
+        ]
+        out += _table(["item", "kind", "frames", *labels], rows)
+        out.append("")
+    rows = []
+    for key, groups in summary.groups.items():
+        for g in groups:
+            rows.append([f"{key}={g.value}", str(g.n_items - g.n_failed), *_cells(metrics, g.metrics)])
+    rows.append(["overall (micro)", str(summary.n_ok), *_cells(metrics, summary.micro)])
+    for key, values in summary.macro.items():
+        if len(summary.groups.get(key, ())) > 1:
+            rows.append([f"overall (macro by {key})", "", *[format_score(m, values[m]) for m in metrics]])
+    for key, values in summary.weighted.items():
+        rows.append([f"overall (weighted by {key})", "", *[format_score(m, values[m]) for m in metrics]])
+    out += _table(["mean", "n", *labels], rows)
+    for m in metrics:
+        s = summary.micro[m]
+        if s.n_inf:
+            out.append(
+                f"{METRICS[m].label}: {s.n_inf} of {s.n} items are inf (identical); mean of the finite ones: {format_score(m, s.mean_finite)}"
+            )
+    out.append(
+        f"{summary.n_items} items ({summary.n_ok} ok, {summary.n_failed} failed), {summary.n_frames} sequence frames"
+        + (f", {pairing.ignored} non-image files ignored" if pairing.ignored else "")
+    )
+    return "\n".join(out) + "\n"

@@ -63,7 +63,7 @@ def test_missing_file_is_one_line_exit_1(tmp_path, write_png, rgb):
     gt = write_png("gt.png", rgb)
     result = run("compare", str(tmp_path / "missing.png"), str(gt))
     assert result.exit_code == 1
-    assert result.output == f"Error: {tmp_path / 'missing.png'}: no such file\n"
+    assert result.output == f"Error: {tmp_path / 'missing.png'}: no such file or directory\n"
 
 
 def test_empty_file_exit_1(tmp_path, write_png, rgb):
@@ -147,3 +147,208 @@ def test_bad_option_is_usage_error_exit_2(write_png, rgb):
     assert result.exit_code == 2
     assert "Error: SSIM window size must be an odd integer of at least 3, got 4" in result.output
     assert run("compare", str(a), str(a), "--metrics", "ssim,foo").exit_code == 2
+
+
+# ---------------------------------------------------------------- batch mode
+
+import csv  # noqa: E402
+import io  # noqa: E402
+import math  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from skimage.metrics import structural_similarity  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden" / "sample_data.json"
+
+
+def strict_json(text: str):
+    def reject(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+@pytest.fixture
+def tree(write_png, rgb, tmp_path):
+    write_png("gt/a/x.png", rgb)
+    write_png("pred/a/x.png", noisy(rgb, 8))
+    write_png("gt/a/same.png", rgb)
+    write_png("pred/a/same.png", rgb)
+    write_png("gt/b/y.png", rgb)
+    write_png("pred/b/y.png", noisy(rgb, 20, seed=1))
+    return tmp_path / "pred", tmp_path / "gt"
+
+
+def test_batch_summary_table(tree):
+    pred, gt = tree
+    result = run("compare", str(pred), str(gt))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["mean", "n", "SSIM", "PSNR", "(dB)", "MSE"]
+    assert lines[1].split()[:3] == ["group=a", "2", lines[1].split()[2]]
+    assert (
+        lines[-2] == "PSNR: 1 of 3 items are inf (identical); mean of the finite ones: " + lines[-2].rsplit(" ", 1)[1]
+    )
+    assert lines[-1] == "3 items (3 ok, 0 failed), 0 sequence frames"
+
+
+def test_batch_json_is_strict_and_complete(tree, rgb):
+    pred, gt = tree
+    result = run("compare", str(pred), str(gt), "--json", "-")
+    assert result.exit_code == 0
+    doc = strict_json(result.output)
+    assert doc["schema_version"] == 1
+    assert doc["counts"] == {
+        "items": 3,
+        "ok": 3,
+        "failed": 0,
+        "frames": 0,
+        "pred_only": 0,
+        "gt_only": 0,
+        "ignored_files": 0,
+    }
+    items = {i["id"]: i for i in doc["items"]}
+    assert items["a/same"]["scores"]["psnr"] == "inf"
+    assert items["a/x"]["scores"]["ssim"] == pytest.approx(
+        structural_similarity(rgb, noisy(rgb, 8), data_range=255, channel_axis=-1), abs=1e-9
+    )
+    assert doc["summary"]["micro"]["psnr"]["n_inf"] == 1
+    assert doc["summary"]["micro"]["psnr"]["mean"] == "inf"
+    assert doc["summary"]["micro"]["psnr"]["std"] == "nan"
+    assert [k["value"] for k in doc["keys"]["group"]] == ["a", "b"]
+    assert doc["config"]["color"] == "rgb" and doc["config"]["win_size"] == 7
+
+
+def test_batch_csv_round_trips(tree, tmp_path):
+    pred, gt = tree
+    out = tmp_path / "items.csv"
+    assert run("compare", str(pred), str(gt), "--csv", str(out), "--json", str(tmp_path / "r.json")).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    doc = strict_json((tmp_path / "r.json").read_text())
+    by_id = {i["id"]: i for i in doc["items"]}
+    assert [r["id"] for r in rows] == ["a/same", "a/x", "b/y"]
+    for row in rows:
+        for m in ("ssim", "psnr", "mse"):
+            expected = by_id[row["id"]]["scores"][m]
+            assert float(row[m]) == float(expected)  # full precision, inf as "inf"
+    assert rows[0]["psnr"] == "inf" and rows[0]["group"] == "a"
+
+
+def test_unmatched_files_warn_and_strict_exits_3(tree):
+    pred, gt = tree
+    (pred / "extra.png").write_bytes((pred / "a" / "x.png").read_bytes())
+    result = CliRunner().invoke(cli, ["compare", str(pred), str(gt)])
+    assert result.exit_code == 0
+    assert f"Warning: unmatched files: 1 only in {pred} (first: extra.png)" in result.output
+    strict = CliRunner().invoke(cli, ["compare", str(pred), str(gt), "--strict", "--json", "-"])
+    assert strict.exit_code == 3
+    doc = strict_json(strict.stdout)
+    assert doc["pred_only"] == ["extra.png"]
+    assert "Error: --strict: 1 pred-only and 0 gt-only files" in strict.stderr
+
+
+def test_failed_item_exits_1_and_keeps_the_rest(tree):
+    pred, gt = tree
+    (pred / "b" / "y.png").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["compare", str(pred), str(gt), "--json", "-"])
+    assert result.exit_code == 1
+    doc = strict_json(result.stdout)
+    statuses = {i["id"]: (i["status"], i["error"]) for i in doc["items"]}
+    assert statuses["b/y"] == ("error", f"{pred / 'b' / 'y.png'}: file is empty")
+    assert statuses["a/x"] == ("ok", None)
+    assert result.stderr == f"Error: b/y: {pred / 'b' / 'y.png'}: file is empty\n"
+
+
+def test_group_by_and_weights(tree, tmp_path):
+    pred, gt = tree
+    weights = tmp_path / "w.json"
+    weights.write_text('{"top": {"a": 3, "b": 1}}')
+    result = run(
+        "compare", str(pred), str(gt), "--group-by", r"(?P<top>[^/]+)/", "--weights", str(weights), "--json", "-"
+    )
+    assert result.exit_code == 0, result.output
+    doc = strict_json(result.output)
+    a, b = doc["keys"]["top"]
+    expected = (3 * a["metrics"]["ssim"]["mean"] + b["metrics"]["ssim"]["mean"]) / 4
+    assert doc["summary"]["weighted"]["top"]["ssim"] == pytest.approx(expected, abs=1e-15)
+    assert doc["summary"]["macro"]["top"]["ssim"] == pytest.approx(
+        (a["metrics"]["ssim"]["mean"] + b["metrics"]["ssim"]["mean"]) / 2, abs=1e-15
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--group-by", "("], "is not a valid regular expression"),
+        (["--group-by", "[^/]+"], "has no named group"),
+        (["--json", "-", "--csv", "-"], "only one report can go to stdout"),
+    ],
+)
+def test_batch_usage_errors_exit_2(tree, args, message):
+    pred, gt = tree
+    result = run("compare", str(pred), str(gt), *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_weights_for_unknown_key_exit_2(tree, tmp_path):
+    pred, gt = tree
+    w = tmp_path / "w.json"
+    w.write_text('{"scene": {"a": 1}}')
+    result = run("compare", str(pred), str(gt), "--weights", str(w))
+    assert result.exit_code == 2
+    assert "--weights names key 'scene', but the keys are: group" in result.output
+
+
+def test_file_against_folder_exit_2(tree):
+    pred, gt = tree
+    result = run("compare", str(pred / "a" / "x.png"), str(gt))
+    assert result.exit_code == 2
+    assert f"{gt} is a folder but {pred / 'a' / 'x.png'} is a file" in result.output
+
+
+def test_quiet_prints_nothing(tree):
+    pred, gt = tree
+    result = run("compare", str(pred), str(gt), "--quiet")
+    assert result.exit_code == 0 and result.output == ""
+
+
+def test_frames_csv(tmp_path, write_png):
+    for i in range(3):
+        write_png(f"pred/clip/{i}.png", np.full((16, 16), 10 + i, np.uint8))
+        write_png(f"gt/clip/{i}.png", np.full((16, 16), 10, np.uint8))
+    result = run("compare", str(tmp_path / "pred"), str(tmp_path / "gt"), "--frames-csv", "-", "--metrics", "mse,psnr")
+    assert result.exit_code == 0
+    rows = list(csv.reader(io.StringIO(result.output)))
+    assert rows[0] == ["id", "frame", "psnr", "mse"]
+    assert [(r[0], r[1], float(r[3])) for r in rows[1:]] == [("clip", "0", 0.0), ("clip", "1", 1.0), ("clip", "2", 4.0)]
+    assert float(rows[1][2]) == math.inf
+    assert float(rows[3][2]) == pytest.approx(10 * math.log10(255**2 / 4), abs=1e-12)
+
+
+def _close(a, b, path=""):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+    else:
+        assert a == b, path
+
+
+def test_golden_report_of_sample_data(monkeypatch):
+    # regenerate: .venv/bin/iqeval compare sample_data/pred sample_data/gt --json tests/golden/sample_data.json
+    monkeypatch.chdir(REPO)
+    result = run("compare", "sample_data/pred", "sample_data/gt", "--json", "-")
+    assert result.exit_code == 0
+    doc, golden = strict_json(result.output), strict_json(GOLDEN.read_text())
+    doc.pop("tool")
+    golden.pop("tool")
+    _close(doc, golden)

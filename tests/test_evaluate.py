@@ -1,0 +1,125 @@
+"""Batch evaluation: sequences, keys, failures that never lose good results."""
+
+from __future__ import annotations
+
+import math
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+
+from iqeval.evaluate import CompareConfig, evaluate, item_keys
+
+from .conftest import noisy
+
+
+def _results(pred, gt, **kw):
+    return {r.id: r for r in evaluate(CompareConfig(pred=pred, gt=gt, **kw))}
+
+
+def test_images_match_skimage(tmp_path, write_png, rgb):
+    refs = {}
+    for name, sigma in (("a/one", 5), ("a/two", 15), ("b/three", 25)):
+        pred = noisy(rgb, sigma, seed=sigma)
+        write_png(f"gt/{name}.png", rgb)
+        write_png(f"pred/{name}.png", pred)
+        refs[name] = (
+            structural_similarity(rgb, pred, data_range=255, channel_axis=-1),
+            peak_signal_noise_ratio(rgb, pred, data_range=255),
+            mean_squared_error(rgb, pred),
+        )
+    results = _results(tmp_path / "pred", tmp_path / "gt")
+    assert sorted(results) == sorted(refs)
+    for name, (s, p, m) in refs.items():
+        r = results[name]
+        assert r.ok and r.kind == "image"
+        assert r.scores["ssim"] == pytest.approx(s, abs=1e-9)
+        assert r.scores["psnr"] == pytest.approx(p, abs=1e-9)
+        assert r.scores["mse"] == pytest.approx(m, rel=1e-12)
+    assert results["a/one"].keys == {"group": "a"}
+
+
+def _video(path, frames):
+    iio.imwrite(path, np.stack(frames), plugin="pyav", codec="libx264", fps=5)
+
+
+def test_video_against_frame_folder_matches_independent_decoding(tmp_path, write_png):
+    rng = np.random.default_rng(0)
+    gt_frames = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(5)]
+    for i, f in enumerate(gt_frames):
+        write_png(f"gt/clip/{i:03d}.png", f)
+    (tmp_path / "pred").mkdir()
+    _video(tmp_path / "pred" / "clip.mp4", gt_frames)
+    (r,) = evaluate(CompareConfig(pred=tmp_path / "pred", gt=tmp_path / "gt"))
+    assert r.ok, r.error
+    assert r.kind == "sequence" and r.n_frames == 5
+    decoded = list(iio.imiter(tmp_path / "pred" / "clip.mp4", plugin="pyav"))  # independent decoding
+    expected = [
+        (structural_similarity(g, p, data_range=255, channel_axis=-1), peak_signal_noise_ratio(g, p, data_range=255))
+        for p, g in zip(decoded, gt_frames, strict=True)
+    ]
+    np.testing.assert_allclose(r.frame_scores[:, 0], [e[0] for e in expected], atol=1e-9)
+    np.testing.assert_allclose(r.frame_scores[:, 1], [e[1] for e in expected], atol=1e-9)
+    assert r.scores["ssim"] == pytest.approx(np.mean([e[0] for e in expected]), abs=1e-12)
+
+
+def test_frame_count_mismatch_is_an_item_error_or_truncated(tmp_path, write_png):
+    frame = np.full((16, 16), 50, np.uint8)
+    for i in range(4):
+        write_png(f"pred/clip/{i}.png", frame)
+    for i in range(3):
+        write_png(f"gt/clip/{i}.png", frame + 1)
+    (r,) = evaluate(CompareConfig(pred=tmp_path / "pred", gt=tmp_path / "gt"))
+    assert r.status == "error"
+    assert (
+        r.error
+        == f"frame count mismatch: {tmp_path / 'pred' / 'clip'} has 4 frames but {tmp_path / 'gt' / 'clip'} has 3"
+    )
+    (t,) = evaluate(CompareConfig(pred=tmp_path / "pred", gt=tmp_path / "gt", truncate_frames=True))
+    assert t.ok and t.n_frames == 3 and t.scores["mse"] == 1.0
+    assert t.warnings == (r.error + "; scored the first 3",)
+
+
+def test_bad_frame_inside_sequence_names_the_frame(tmp_path, write_png):
+    frame = np.full((16, 16), 50, np.uint8)
+    for i in range(3):
+        write_png(f"pred/clip/{i}.png", frame)
+        write_png(f"gt/clip/{i}.png", frame if i != 1 else np.zeros((16, 20), np.uint8))
+    (r,) = evaluate(CompareConfig(pred=tmp_path / "pred", gt=tmp_path / "gt"))
+    assert (
+        r.error == f"size mismatch: {tmp_path / 'pred/clip/1.png'} is 16x16 but {tmp_path / 'gt/clip/1.png'} is 20x16"
+    )
+
+
+def test_mixed_good_and_faulty_items_lose_no_good_result(tmp_path, write_png, rgb):
+    write_png("gt/good1.png", rgb)
+    write_png("pred/good1.png", noisy(rgb, 10))
+    write_png("gt/good2.png", rgb)
+    write_png("pred/good2.png", rgb)
+    write_png("gt/small.png", rgb)
+    write_png("pred/small.png", rgb[:50])
+    write_png("gt/trunc.png", rgb)
+    p = write_png("pred/trunc.png", rgb)
+    p.write_bytes(p.read_bytes()[:200])
+    write_png("gt/empty.png", rgb)
+    (tmp_path / "pred" / "empty.png").write_bytes(b"")
+    results = _results(tmp_path / "pred", tmp_path / "gt")
+    assert {k: r.status for k, r in results.items()} == {
+        "empty": "error",
+        "good1": "ok",
+        "good2": "ok",
+        "small": "error",
+        "trunc": "error",
+    }
+    assert results["good2"].scores["psnr"] == math.inf
+    assert results["good1"].scores["mse"] == pytest.approx(mean_squared_error(rgb, noisy(rgb, 10)), rel=1e-12)
+    assert results["empty"].error == f"{tmp_path / 'pred' / 'empty.png'}: file is empty"
+
+
+def test_item_keys_default_and_regex():
+    assert item_keys("faces/a/x", None) == {"group": "faces"}
+    assert item_keys("x", None) == {"group": "."}
+    rx = r"(?P<scene>[^/]+)/(?P<output>[^/.]+)"
+    assert item_keys("s1/out_a", rx) == {"scene": "s1", "output": "out_a"}
+    assert item_keys("loose", rx) is None

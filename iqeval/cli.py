@@ -16,17 +16,39 @@ from . import __version__
 from .aggregate import check_weights, summarize_run
 from .core import ENGINES, compare_images
 from .discovery import Item, Pairing, Source, find_pairs
-from .errors import ConfigError, IqevalError
+from .errors import BaselineError, ConfigError, IqevalError
 from .evaluate import CompareConfig, ItemResult, compile_group_by, evaluate
+from .gate import (
+    Check,
+    baseline_checks,
+    check_comparable,
+    check_thresholds,
+    compare_reports,
+    format_changes,
+    load_report,
+    parse_max_drop,
+    parse_threshold,
+)
 from .io import is_image_path, is_video_path
 from .metrics import parse_metrics
 from .prepare import ALPHAS, COLORS, KERNELS, Options
-from .report import batch_json, dumps, format_pair, format_summary, frames_csv, items_csv, pair_json
+from .report import (
+    batch_json,
+    dumps,
+    format_pair,
+    format_summary,
+    frames_csv,
+    items_csv,
+    junit_xml,
+    markdown_summary,
+    pair_json,
+)
 
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNMATCHED = 3
+EXIT_GATE = 4
 EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
@@ -58,7 +80,7 @@ def write_output(path: str, text: str) -> None:
 def _usage(fn: Callable[[], T]) -> T:
     try:
         return fn()
-    except ConfigError as exc:
+    except (ConfigError, BaselineError) as exc:
         raise click.UsageError(str(exc)) from exc
 
 
@@ -148,6 +170,44 @@ def cli() -> None:
 @click.option("--strict", is_flag=True, help="Files found on one side only fail the run (exit 3).")
 @click.option("--no-frame-folders", is_flag=True, help="Treat folders of numbered frames as separate images.")
 @click.option("--truncate-frames", is_flag=True, help="Score the common frames of sequences of different lengths.")
+@click.option(
+    "--fail-under",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    help="Gate on the overall mean; METRIC[KEY=VALUE]=V scopes it (KEY=* for every value).",
+)
+@click.option(
+    "--item-floor", multiple=True, metavar="METRIC=VALUE", help="Gate on every item; lists offenders worst first."
+)
+@click.option(
+    "--baseline", "baseline_path", default=None, metavar="OLD.json", help="Compare with an earlier --json report."
+)
+@click.option(
+    "--max-drop",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    help="Largest allowed drop against --baseline (overall, per key value, per item).",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    default=None,
+    metavar="PATH",
+    help="Write JUnit XML: a testcase per item and per gate condition.",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    default=None,
+    metavar="PATH",
+    help="Write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True, help="Worker processes (0: all CPUs)."
+)
+@click.option(
+    "--scheduler", default=None, metavar="ADDRESS", help="Run items on this Dask scheduler (tcp://host:8786)."
+)
 @click.option("--items", "show_items", is_flag=True, help="List every item in the summary table.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def compare(
@@ -170,6 +230,14 @@ def compare(
     strict: bool,
     no_frame_folders: bool,
     truncate_frames: bool,
+    fail_under: tuple[str, ...],
+    item_floor: tuple[str, ...],
+    baseline_path: str | None,
+    max_drop: tuple[str, ...],
+    junit_path: str | None,
+    markdown_path: str | None,
+    jobs: int,
+    scheduler: str | None,
     show_items: bool,
     quiet: bool,
 ) -> None:
@@ -190,7 +258,14 @@ def compare(
             alpha=alpha,
         )
     )
-    outputs = [p for p in (json_path, csv_path, frames_path) if p is not None]
+    thresholds = _usage(
+        lambda: [parse_threshold(t) for t in fail_under] + [parse_threshold(t, per_item=True) for t in item_floor]
+    )
+    drops = _usage(lambda: parse_max_drop(max_drop))
+    if drops and baseline_path is None:
+        raise click.UsageError("--max-drop needs --baseline")
+    baseline = _usage(lambda: load_report(baseline_path)) if baseline_path else None
+    outputs = [p for p in (json_path, csv_path, frames_path, junit_path, markdown_path) if p is not None]
     if outputs.count("-") > 1:
         raise click.UsageError("only one report can go to stdout ('-')")
     if group_by is not None:
@@ -202,7 +277,8 @@ def compare(
         file_, dir_ = (gt, pred) if pred.is_dir() else (pred, gt)
         raise click.UsageError(f"{dir_} is a folder but {file_} is a file; give two files or two folders")
 
-    if not pred.is_dir() and is_image_path(pred) and is_image_path(gt) and not (csv_path or frames_path):
+    batch_only = csv_path or frames_path or junit_path or markdown_path or thresholds or baseline
+    if not pred.is_dir() and is_image_path(pred) and is_image_path(gt) and not batch_only:
         try:
             result = compare_images(pred, gt, options=options, engine=engine)
         except IqevalError as exc:
@@ -221,6 +297,8 @@ def compare(
         frame_folders=not no_frame_folders,
         truncate_frames=truncate_frames,
         group_by=group_by,
+        jobs=jobs,
+        scheduler=scheduler,
     )
     if pred.is_dir():
         pairing = find_pairs(pred, gt, frame_folders=config.frame_folders)
@@ -238,11 +316,14 @@ def compare(
         if pairing.gt_only:
             parts.append(f"{len(pairing.gt_only)} only in {gt} (first: {pairing.gt_only[0]})")
         _warn("unmatched files: " + "; ".join(parts), quiet)
+    folders = sum(1 for i in pairing.items if "frames" in {getattr(i.pred, "kind", ""), getattr(i.gt, "kind", "")})
+    if folders and not quiet:
+        click.echo(f"Note: {folders} folders of numbered images scored as frame sequences (--no-frame-folders: each image)", err=True)
     if not pairing.items:
         raise InputFailure(f"no pairs found between {pred} and {gt}")
 
     try:
-        results = list(_progress(evaluate(config, pairing.items), len(pairing.items), quiet))
+        results = _usage(lambda: list(_progress(evaluate(config, pairing.items), len(pairing.items), quiet)))
     except KeyboardInterrupt:
         click.echo("Interrupted: no report written.", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -258,8 +339,17 @@ def compare(
             quiet,
         )
 
+    doc = batch_json(results, summary, pairing, config.as_dict(), __version__)
+    checks: list[Check] = check_thresholds(doc, thresholds)
+    if baseline is not None:
+        _usage(lambda: check_comparable(baseline, doc, f"baseline {baseline_path}"))
+        checks += baseline_checks(compare_reports(baseline, doc), drops or {})
     if json_path is not None:
-        write_output(json_path, dumps(batch_json(results, summary, pairing, config.as_dict(), __version__)))
+        write_output(json_path, dumps(doc))
+    if junit_path is not None:
+        write_output(junit_path, junit_xml(doc, checks))
+    if markdown_path is not None:
+        write_output(markdown_path, markdown_summary(doc, checks))
     if csv_path is not None:
         write_output(csv_path, items_csv(results, options.metrics, key_names))
     if frames_path is not None:
@@ -269,6 +359,11 @@ def compare(
     for r in results:
         if not r.ok:
             click.echo(f"Error: {r.id}: {r.error}", err=True)
+    for c in checks:
+        if not c.passed:
+            click.echo(f"Gate failed: {c.message}", err=True)
+    if checks and all(c.passed for c in checks) and not quiet:
+        click.echo(f"Gate passed: {len(checks)} conditions", err=True)
 
     if summary.n_failed:
         sys.exit(EXIT_ITEMS_FAILED)
@@ -278,6 +373,28 @@ def compare(
             err=True,
         )
         sys.exit(EXIT_UNMATCHED)
+    if any(not c.passed for c in checks):
+        sys.exit(EXIT_GATE)
+
+
+@cli.command()
+@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--max-drop", multiple=True, metavar="METRIC=VALUE", help="Largest allowed drop; more fails with exit 4.")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Item drops to list.")
+def diff(old: Path, new: Path, max_drop: tuple[str, ...], limit: int) -> None:
+    """Compare two --json reports (OLD is the baseline) without recomputing."""
+    drops = _usage(lambda: parse_max_drop(max_drop))
+    old_doc = _usage(lambda: load_report(old))
+    new_doc = _usage(lambda: load_report(new))
+    _usage(lambda: check_comparable(old_doc, new_doc, str(old)))
+    changes = compare_reports(old_doc, new_doc)
+    click.echo(format_changes(changes, drops, limit), nl=False)
+    failed = [c for c in baseline_checks(changes, drops) if not c.passed]
+    for c in failed:
+        click.echo(f"Gate failed: {c.message}", err=True)
+    if failed:
+        sys.exit(EXIT_GATE)
 
 
 def _source(path: Path) -> Source:

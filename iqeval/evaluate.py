@@ -18,6 +18,7 @@ from .core import score_arrays
 from .discovery import Item, Source, find_pairs
 from .errors import ConfigError, IqevalError, SequenceError
 from .io import iter_frames, read_image
+from .parallel import choose_mapper
 from .prepare import Options, PairInfo
 
 
@@ -32,7 +33,7 @@ class CompareConfig:
     frame_folders: bool = True
     truncate_frames: bool = False
     group_by: str | None = None
-    jobs: int = 1
+    jobs: int = 0  # 0: all CPUs
     scheduler: str | None = None
 
     def key_names(self) -> tuple[str, ...]:
@@ -205,12 +206,16 @@ def evaluate(
     """Yield one :class:`ItemResult` per item, in item order.
 
     ``items`` defaults to pairing ``config.pred`` with ``config.gt``. ``mapper``
-    runs the per-item function (``map`` by default; see :mod:`iqeval.parallel`).
+    runs the per-item function; by default it follows ``config.jobs`` and
+    ``config.scheduler`` (see :mod:`iqeval.parallel`).
     """
     if items is None:
         items = find_pairs(config.pred, config.gt, frame_folders=config.frame_folders).items
+    items = list(items)
+    if mapper is None:
+        mapper = choose_mapper(config.jobs, config.scheduler, len(items))
     work = _ItemScorer(config.options, config.engine, config.truncate_frames, config.group_by)
-    yield from (mapper or map)(work, items)
+    yield from mapper(work, items)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
 from .metrics import TRUNCATE
 from .prepare import Options, Prepared
 
-BAND_ELEMENTS = 1 << 18  # about 2 MiB of float64 per moment and band
+BAND_ELEMENTS = 1 << 16  # per moment and band: 512 KiB of float64, so a band stays in cache
 
 
 def _band_rows(width: int, channels: int, minimum: int) -> int:
@@ -60,6 +59,139 @@ def sum_squared_error(pred: np.ndarray, gt: np.ndarray, pred_scale: float, gt_sc
     return acc
 
 
+def _kernel(gaussian: bool, win: int, sigma: float) -> tuple[np.ndarray, int]:
+    """The 1-D filter weights skimage uses, and their radius."""
+    if gaussian:
+        radius = int(TRUNCATE * sigma + 0.5)
+        x = np.arange(-radius, radius + 1, dtype=np.float64)
+        phi = np.exp(-0.5 / (sigma * sigma) * x * x)  # as scipy.ndimage.gaussian_filter1d
+        return phi / phi.sum(), radius
+    return np.full(win, 1.0 / win), win // 2
+
+
+def _correlate_valid(a: np.ndarray, weights: np.ndarray, axis: int, uniform: bool) -> np.ndarray:
+    """Correlate along ``axis`` where the window fits ('valid'), as a sum of shifted slices.
+
+    Each step is one contiguous, vectorised array operation, instead of SciPy's
+    line-by-line loop that is slow along strided axes.
+    """
+    k = weights.size
+    n = a.shape[axis] - k + 1
+
+    def shifted(i: int) -> np.ndarray:
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(i, i + n)
+        return a[tuple(index)]
+
+    if uniform:
+        out = shifted(0).copy()
+        for i in range(1, k):
+            out += shifted(i)
+        out /= k  # scipy's uniform filter divides the running sum by the size
+        return out
+    # symmetric weights: add the mirrored pair first, then multiply once
+    r = k // 2
+    out = shifted(r) * weights[r]
+    tmp = np.empty_like(out)
+    for i in range(r):
+        np.add(shifted(i), shifted(k - 1 - i), out=tmp)
+        tmp *= weights[i]
+        out += tmp
+    return out
+
+
+def _planar_band(a: np.ndarray, rows: slice, cols: slice, scale: float) -> np.ndarray:
+    """Rows of ``a`` as float64 planes (channels first), scaled, in one copy."""
+    band = a[rows, cols]
+    x = band.astype(np.float64) if band.ndim == 2 else band.transpose(2, 0, 1).astype(np.float64)
+    if scale != 1.0:
+        x *= scale
+    return x
+
+
+def _box_sum_valid(a: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """Sum of ``k`` consecutive elements along ``axis`` where the window fits."""
+    n = a.shape[axis] - k + 1
+
+    def shifted(i: int) -> np.ndarray:
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(i, i + n)
+        return a[tuple(index)]
+
+    out = shifted(0).copy()
+    for i in range(1, k):
+        out += shifted(i)
+    return out
+
+
+def _mean_ssim_uniform_int(pred: np.ndarray, gt: np.ndarray, win: int, data_range: float) -> float:
+    """Uniform-window SSIM of unsigned-integer images from exact integer window sums.
+
+    With Sx, Sy, Sxx, Syy, Sxy the window sums (exact in int32 for 8-bit data,
+    int64 for 16-bit) and N = win * win, skimage's formula multiplied through
+    by N**4 is
+
+        ((2 Sx Sy + C1 N^2) (2 c (N Sxy - Sx Sy) + C2 N^2))
+        / ((Sx^2 + Sy^2 + C1 N^2) (c (N Sxx - Sx^2 + N Syy - Sy^2) + C2 N^2))
+
+    with c = N / (N - 1). Every term before the last few float operations is an
+    exact integer, so the only rounding is in those, where skimage rounds too.
+    """
+    n = win * win
+    height, width = pred.shape[:2]
+    channels = 1 if pred.ndim == 2 else pred.shape[2]
+    wide = np.int32 if max(pred.dtype.itemsize, gt.dtype.itemsize) == 1 else np.int64
+    cn = n / (n - 1)
+    c1n = (0.01 * data_range) ** 2 * n * n
+    c2n = (0.03 * data_range) ** 2 * n * n
+    pad = (win - 1) // 2
+    step = _band_rows(width, channels, 1)
+    total = 0.0
+    count = 0
+    for o0 in range(pad, height - pad, step):
+        o1 = min(o0 + step, height - pad)
+        rows = slice(o0 - pad, o1 + pad)
+        xb, yb = pred[rows], gt[rows]
+        if xb.ndim == 3:
+            xb, yb = xb.transpose(2, 0, 1), yb.transpose(2, 0, 1)
+        m = np.empty((5, *xb.shape), dtype=wide)
+        m[0] = xb
+        m[1] = yb
+        np.multiply(m[0], m[0], out=m[2])
+        np.multiply(m[1], m[1], out=m[3])
+        np.multiply(m[0], m[1], out=m[4])
+        m = _box_sum_valid(m, win, m.ndim - 2)
+        m = _box_sum_valid(m, win, m.ndim - 1)
+        sx, sy, sxx, syy, sxy = m
+        p = sx * sy
+        sxx *= n
+        syy *= n
+        sxy *= n
+        sxy -= p  # N Sxy - Sx Sy
+        sx *= sx
+        sy *= sy
+        sx += sy  # Sx^2 + Sy^2
+        sxx += syy
+        sxx -= sx  # N Sxx - Sx^2 + N Syy - Sy^2
+        num = p.astype(np.float64)
+        num *= 2
+        num += c1n
+        a2 = sxy.astype(np.float64)
+        a2 *= 2 * cn
+        a2 += c2n
+        num *= a2
+        den = sx.astype(np.float64)
+        den += c1n
+        b2 = sxx.astype(np.float64)
+        b2 *= cn
+        b2 += c2n
+        den *= b2
+        num /= den
+        total += float(num.sum(dtype=np.float64))
+        count += num.size
+    return total / count
+
+
 def mean_ssim(
     pred: np.ndarray,
     gt: np.ndarray,
@@ -71,47 +203,56 @@ def mean_ssim(
     win_size: int | None,
     sigma: float,
 ) -> float:
-    """Mean SSIM over channels and the cropped interior, as skimage defines it."""
+    """Mean SSIM over channels and the cropped interior, as skimage defines it.
+
+    skimage filters the whole image with 'reflect' borders and then averages
+    the pixels at least ``pad = (win - 1) // 2`` from every edge. Those pixels
+    only see real image pixels when the filter radius is at most ``pad`` (always
+    true unless a Gaussian kernel is combined with a smaller ``win_size``); then
+    the filters are computed in 'valid' mode band by band. Otherwise the image
+    is mirrored by the missing margin first, exactly as 'reflect' does.
+    """
     gaussian = kernel == "gaussian"
     if gaussian:
-        radius = int(TRUNCATE * sigma + 0.5)
+        weights, radius = _kernel(True, 0, sigma)
         win = win_size if win_size is not None else 2 * radius + 1
         cov_norm = 1.0
     else:
         win = win_size if win_size is not None else 7
-        radius = win // 2
-        np_ = win * win
-        cov_norm = np_ / (np_ - 1)
+        weights, radius = _kernel(False, win, sigma)
+        cov_norm = win * win / (win * win - 1)
     pad = (win - 1) // 2
+    integer = pred.dtype.kind == "u" and gt.dtype.kind == "u" and max(pred.dtype.itemsize, gt.dtype.itemsize) <= 2
+    if not gaussian and integer and pred_scale == gt_scale == 1.0:
+        return _mean_ssim_uniform_int(pred, gt, win, data_range)
+    extra = max(0, radius - pad)
+    if extra:
+        spec = ((extra, extra), (extra, extra)) + (((0, 0),) if pred.ndim == 3 else ())
+        # numpy's 'symmetric' is scipy.ndimage's 'reflect'
+        pred, gt = np.pad(pred, spec, mode="symmetric"), np.pad(gt, spec, mode="symmetric")
     height, width = pred.shape[:2]
     channels = 1 if pred.ndim == 2 else pred.shape[2]
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
-
-    def filt(a: np.ndarray, axis: int) -> np.ndarray:
-        if gaussian:
-            return gaussian_filter1d(a, sigma, axis=axis, mode="reflect", truncate=TRUNCATE)
-        return uniform_filter1d(a, win, axis=axis, mode="reflect")
-
-    out_first, out_last = pad, height - pad  # skimage averages rows [pad, height - pad)
-    rows = _band_rows(width, channels, 2 * radius + 1)
+    margin = pad + extra - radius  # first input row/column a kept output needs
+    out_rows = range(pad + extra, height - pad - extra)
+    cols = slice(margin, width - margin)
+    step = _band_rows(width, channels, 1)
     total = 0.0
     count = 0
-    for o0 in range(out_first, out_last, rows):
-        o1 = min(o0 + rows, out_last)
-        # input rows this band needs; where they would run past the image, the
-        # slice ends at the image edge and 'reflect' mirrors exactly as in skimage
-        i0, i1 = max(0, o0 - radius), min(height, o1 + radius)
-        x = _to_float(pred[i0:i1], pred_scale)
-        y = _to_float(gt[i0:i1], gt_scale)
+    for o0 in range(out_rows.start, out_rows.stop, step):
+        o1 = min(o0 + step, out_rows.stop)
+        rows = slice(o0 - radius, o1 + radius)
+        x = _planar_band(pred, rows, cols, pred_scale)
+        y = _planar_band(gt, rows, cols, gt_scale)
         m = np.empty((5, *x.shape))
         m[0] = x
         m[1] = y
         np.multiply(x, x, out=m[2])
         np.multiply(y, y, out=m[3])
         np.multiply(x, y, out=m[4])
-        m = filt(m, 1)[:, o0 - i0 : o1 - i0]
-        m = filt(m, 2)[:, :, pad : width - pad]
+        m = _correlate_valid(m, weights, m.ndim - 2, not gaussian)
+        m = _correlate_valid(m, weights, m.ndim - 1, not gaussian)
         ux, uy, uxx, uyy, uxy = m
         # uxx, uyy, uxy become the (co)variances in place
         uxx -= ux * ux
@@ -122,7 +263,9 @@ def mean_ssim(
             uyy *= cov_norm
             uxy *= cov_norm
         num = 2 * ux * uy + c1
-        num *= 2 * uxy + c2
+        uxy *= 2
+        uxy += c2
+        num *= uxy
         ux *= ux
         uy *= uy
         ux += uy

@@ -109,6 +109,22 @@ def _png16_format(path: Path) -> str | None:
     return _PNG16_PYAV_FORMATS.get(colour_type)
 
 
+# Formats read with Pillow directly, skipping imageio's plugin machinery; only
+# for modes where numpy's view of the Pillow image is exactly what imageio returns.
+_PILLOW_DIRECT = frozenset({".png", ".jpg", ".jpeg"})
+_PILLOW_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I;16"})
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in _PILLOW_MODES and getattr(im, "n_frames", 1) == 1:
+            im.load()
+            return np.asarray(im)
+    return np.asarray(iio.imread(path))
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode one still image into an array of shape (H, W) or (H, W, C).
 
@@ -125,6 +141,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         fmt = _png16_format(p)
         if fmt is not None:
             image = iio.imread(p, plugin="pyav", format=fmt, index=0)
+        elif p.suffix.lower() in _PILLOW_DIRECT:
+            image = _read_pillow(p)
         else:
             image = iio.imread(p, index=0) if p.suffix.lower() in {".gif", ".tif", ".tiff"} else iio.imread(p)
     except Exception as exc:  # imageio and its plugins raise many unrelated types

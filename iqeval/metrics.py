@@ -11,9 +11,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from .errors import ConfigError
+
+# skimage.metrics is imported inside the functions: it pulls in scipy.stats,
+# a second of start-up that the fast engine and the command line never need.
 
 TRUNCATE = 3.5  # skimage's Gaussian truncation for SSIM (radius = int(3.5 * sigma + 0.5))
 
@@ -65,6 +67,8 @@ def mse(pred: np.ndarray, gt: np.ndarray) -> float:
     >>> mse(np.full((4, 4), 10.0), np.full((4, 4), 13.0))
     9.0
     """
+    from skimage.metrics import mean_squared_error
+
     return float(mean_squared_error(gt, pred))
 
 
@@ -79,6 +83,8 @@ def psnr(pred: np.ndarray, gt: np.ndarray, *, data_range: float) -> float:
     >>> psnr(np.zeros((4, 4)), np.zeros((4, 4)), data_range=255)
     inf
     """
+    from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
+
     # skimage divides by zero (and warns) for identical images; the honest answer is inf
     if float(mean_squared_error(gt, pred)) == 0.0:
         return math.inf
@@ -107,6 +113,8 @@ def ssim(
     >>> ssim(x, x, data_range=255)
     1.0
     """
+    from skimage.metrics import structural_similarity
+
     channel_axis = -1 if pred.ndim == 3 else None
     if kernel == "gaussian":
         value = structural_similarity(

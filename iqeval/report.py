@@ -15,6 +15,7 @@ from .aggregate import RunSummary, Summary, summarize
 from .core import PairResult
 from .discovery import Pairing
 from .evaluate import ItemResult
+from .gate import Check
 from .metrics import METRICS
 
 
@@ -293,4 +294,112 @@ def format_summary(
         f"{summary.n_items} items ({summary.n_ok} ok, {summary.n_failed} failed), {summary.n_frames} sequence frames"
         + (f", {pairing.ignored} non-image files ignored" if pairing.ignored else "")
     )
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- CI reports
+
+
+def junit_xml(doc: Mapping[str, Any], checks: Sequence[Check]) -> str:
+    """JUnit XML: one testcase per item and one per gate condition.
+
+    The layout (testsuites > testsuite > testcase with failure/error children)
+    is the one GitLab, Jenkins and the GitHub test reporters read.
+    """
+    from xml.etree import ElementTree as ET
+
+    metrics = doc["config"]["metrics"]
+    floors = {i for c in checks if not c.passed for i in c.offenders}
+    root = ET.Element("testsuites", name="iqeval")
+    items = ET.SubElement(root, "testsuite", name="iqeval.items")
+    failures = errors = 0
+    for it in doc["items"]:
+        case = ET.SubElement(
+            items, "testcase", classname=f"iqeval.items.{it['keys'].get('group', 'items')}", name=it["id"]
+        )
+        case.set("time", "0")
+        if it["status"] != "ok":
+            errors += 1
+            ET.SubElement(case, "error", message=str(it["error"]), type="ItemError").text = str(it["error"])
+        elif it["id"] in floors:
+            failures += 1
+            text = ", ".join(f"{m}={it['scores'][m]}" for m in metrics)
+            ET.SubElement(case, "failure", message=f"below an item floor: {text}", type="QualityFloor").text = text
+        else:
+            ET.SubElement(case, "system-out").text = ", ".join(f"{m}={it['scores'][m]}" for m in metrics)
+    items.set("tests", str(len(doc["items"])))
+    items.set("failures", str(failures))
+    items.set("errors", str(errors))
+    gate = ET.SubElement(root, "testsuite", name="iqeval.gate", tests=str(len(checks)))
+    gate_failures = 0
+    for c in checks:
+        case = ET.SubElement(gate, "testcase", classname="iqeval.gate", name=c.name, time="0")
+        if not c.passed:
+            gate_failures += 1
+            ET.SubElement(case, "failure", message=c.message, type="QualityGate").text = c.message
+    gate.set("failures", str(gate_failures))
+    gate.set("errors", "0")
+    root.set("tests", str(len(doc["items"]) + len(checks)))
+    root.set("failures", str(failures + gate_failures))
+    root.set("errors", str(errors))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_summary(doc: Mapping[str, Any], checks: Sequence[Check], worst: int = 5) -> str:
+    """A compact summary for ``$GITHUB_STEP_SUMMARY`` and merge-request comments."""
+    metrics = doc["config"]["metrics"]
+    labels = [METRICS[m].label + (f" ({METRICS[m].unit})" if METRICS[m].unit else "") for m in metrics]
+    c = doc["counts"]
+    failed_checks = [k for k in checks if not k.passed]
+    status = "failed" if failed_checks or c["failed"] else "passed"
+    out = [
+        f"### iqeval: {status}",
+        "",
+        f"{c['items']} items ({c['ok']} ok, {c['failed']} failed), {c['frames']} sequence frames"
+        + (f", {c['pred_only']} pred-only and {c['gt_only']} gt-only files" if c["pred_only"] or c["gt_only"] else ""),
+        "",
+        "| scope | n | " + " | ".join(labels) + " |",
+        "|---|---:|" + "---:|" * len(metrics),
+    ]
+
+    def cell(m: str, v: Any) -> str:
+        return format_score(m, float(v))
+
+    micro = doc["summary"]["micro"]
+    out.append(
+        f"| **overall** | {micro[metrics[0]]['n']} | " + " | ".join(cell(m, micro[m]["mean"]) for m in metrics) + " |"
+    )
+    for key, rows in doc["keys"].items():
+        for r in rows:
+            n = r["metrics"][metrics[0]]["n"]
+            out.append(
+                f"| {_md_escape(key)}={_md_escape(r['value'])} | {n} | "
+                + " | ".join(cell(m, r["metrics"][m]["mean"]) if r["metrics"][m]["n"] else "-" for m in metrics)
+                + " |"
+            )
+    if checks:
+        out += ["", "| gate | result |", "|---|---|"]
+        out += [
+            f"| {_md_escape(k.name)} | {'pass' if k.passed else '**FAIL**: ' + _md_escape(k.message)} |" for k in checks
+        ]
+    failed = [i for i in doc["items"] if i["status"] != "ok"]
+    if failed:
+        out += ["", "<details><summary>failed items</summary>", ""]
+        out += [f"- `{i['id']}`: {_md_escape(str(i['error']))}" for i in failed]
+        out += ["", "</details>"]
+    m0 = metrics[0]
+    ok = [i for i in doc["items"] if i["status"] == "ok"]
+    if ok and worst:
+        ranked = sorted(ok, key=lambda i: float(i["scores"][m0]), reverse=not METRICS[m0].higher_is_better)[:worst]
+        out += ["", f"<details><summary>worst {len(ranked)} items by {METRICS[m0].label}</summary>", ""]
+        out += [
+            f"- `{i['id']}`: " + ", ".join(f"{METRICS[m].label} {cell(m, i['scores'][m])}" for m in metrics)
+            for i in ranked
+        ]
+        out += ["", "</details>"]
     return "\n".join(out) + "\n"

@@ -198,7 +198,7 @@ def test_batch_json_is_strict_and_complete(tree, rgb):
     pred, gt = tree
     result = run("compare", str(pred), str(gt), "--json", "-")
     assert result.exit_code == 0
-    doc = strict_json(result.output)
+    doc = strict_json(result.stdout)
     assert doc["schema_version"] == 1
     assert doc["counts"] == {
         "items": 3,
@@ -269,7 +269,7 @@ def test_group_by_and_weights(tree, tmp_path):
         "compare", str(pred), str(gt), "--group-by", r"(?P<top>[^/]+)/", "--weights", str(weights), "--json", "-"
     )
     assert result.exit_code == 0, result.output
-    doc = strict_json(result.output)
+    doc = strict_json(result.stdout)
     a, b = doc["keys"]["top"]
     expected = (3 * a["metrics"]["ssim"]["mean"] + b["metrics"]["ssim"]["mean"]) / 4
     assert doc["summary"]["weighted"]["top"]["ssim"] == pytest.approx(expected, abs=1e-15)
@@ -321,7 +321,7 @@ def test_frames_csv(tmp_path, write_png):
         write_png(f"gt/clip/{i}.png", np.full((16, 16), 10, np.uint8))
     result = run("compare", str(tmp_path / "pred"), str(tmp_path / "gt"), "--frames-csv", "-", "--metrics", "mse,psnr")
     assert result.exit_code == 0
-    rows = list(csv.reader(io.StringIO(result.output)))
+    rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == ["id", "frame", "psnr", "mse"]
     assert [(r[0], r[1], float(r[3])) for r in rows[1:]] == [("clip", "0", 0.0), ("clip", "1", 1.0), ("clip", "2", 4.0)]
     assert float(rows[1][2]) == math.inf
@@ -348,7 +348,7 @@ def test_golden_report_of_sample_data(monkeypatch):
     monkeypatch.chdir(REPO)
     result = run("compare", "sample_data/pred", "sample_data/gt", "--json", "-")
     assert result.exit_code == 0
-    doc, golden = strict_json(result.output), strict_json(GOLDEN.read_text())
+    doc, golden = strict_json(result.stdout), strict_json(GOLDEN.read_text())
     doc.pop("tool")
     golden.pop("tool")
     _close(doc, golden)

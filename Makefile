@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/iqeval compare sample_data/pred sample_data/gt --items \
-		--json demo_out/report.json --csv demo_out/items.csv --frames-csv demo_out/frames.csv
-	@echo "reports written to demo_out/"
+		--json demo_out/report.json --csv demo_out/items.csv --frames-csv demo_out/frames.csv \
+		--html demo_out/report.html --maps demo_out/maps --worst 3 --markdown demo_out/summary.md
+	@echo "reports written to demo_out/ (open demo_out/report.html in a browser)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

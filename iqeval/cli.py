@@ -29,7 +29,9 @@ from .gate import (
     parse_max_drop,
     parse_threshold,
 )
-from .io import is_image_path, is_video_path
+from .html import html_report
+from .io import is_image_path, is_video_path, read_image
+from .maps import Visual, safe_name, visual, visual_of, worst, write_maps
 from .metrics import parse_metrics
 from .prepare import ALPHAS, COLORS, KERNELS, Options
 from .report import (
@@ -38,6 +40,7 @@ from .report import (
     format_pair,
     format_summary,
     frames_csv,
+    item_dict,
     items_csv,
     junit_xml,
     markdown_summary,
@@ -68,6 +71,9 @@ def write_output(path: str, text: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
@@ -203,6 +209,22 @@ def cli() -> None:
     help="Write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
 )
 @click.option(
+    "--maps",
+    "maps_dir",
+    default=None,
+    metavar="DIR",
+    help="Write SSIM and error maps (PNG): the pair, or the --worst items.",
+)
+@click.option("--html", "html_path", default=None, metavar="PATH", help="Write a self-contained HTML report.")
+@click.option(
+    "--worst",
+    "worst_n",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Items that get maps and thumbnails.",
+)
+@click.option(
     "-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True, help="Worker processes (0: all CPUs)."
 )
 @click.option(
@@ -236,6 +258,9 @@ def compare(
     max_drop: tuple[str, ...],
     junit_path: str | None,
     markdown_path: str | None,
+    maps_dir: str | None,
+    html_path: str | None,
+    worst_n: int,
     jobs: int,
     scheduler: str | None,
     show_items: bool,
@@ -277,7 +302,7 @@ def compare(
         file_, dir_ = (gt, pred) if pred.is_dir() else (pred, gt)
         raise click.UsageError(f"{dir_} is a folder but {file_} is a file; give two files or two folders")
 
-    batch_only = csv_path or frames_path or junit_path or markdown_path or thresholds or baseline
+    batch_only = csv_path or frames_path or junit_path or markdown_path or html_path or thresholds or baseline
     if not pred.is_dir() and is_image_path(pred) and is_image_path(gt) and not batch_only:
         try:
             result = compare_images(pred, gt, options=options, engine=engine)
@@ -287,6 +312,11 @@ def compare(
             write_output(json_path, dumps(pair_json(result, options.as_dict(), __version__)))
         if json_path != "-" and not quiet:
             click.echo(format_pair(result), nl=False)
+        if maps_dir is not None:
+            v = visual_of(read_image(pred), read_image(gt), options, str(pred), str(gt))
+            for path in write_maps(v, Path(maps_dir), safe_name(pred.stem)):
+                if not quiet:
+                    click.echo(f"wrote {path}", err=True)
         return
 
     config = CompareConfig(
@@ -318,7 +348,10 @@ def compare(
         _warn("unmatched files: " + "; ".join(parts), quiet)
     folders = sum(1 for i in pairing.items if "frames" in {getattr(i.pred, "kind", ""), getattr(i.gt, "kind", "")})
     if folders and not quiet:
-        click.echo(f"Note: {folders} folders of numbered images scored as frame sequences (--no-frame-folders: each image)", err=True)
+        click.echo(
+            f"Note: {folders} folders of numbered images scored as frame sequences (--no-frame-folders: each image)",
+            err=True,
+        )
     if not pairing.items:
         raise InputFailure(f"no pairs found between {pred} and {gt}")
 
@@ -350,6 +383,13 @@ def compare(
         write_output(junit_path, junit_xml(doc, checks))
     if markdown_path is not None:
         write_output(markdown_path, markdown_summary(doc, checks))
+    if maps_dir is not None or html_path is not None:
+        visuals = _visuals(results, options, worst_n, quiet)
+        if maps_dir is not None:
+            for r, v in visuals:
+                list(write_maps(v, Path(maps_dir), safe_name(r.id)))
+        if html_path is not None:
+            write_output(html_path, html_report(doc, checks, [(item_dict(r, frames=False), v) for r, v in visuals]))
     if csv_path is not None:
         write_output(csv_path, items_csv(results, options.metrics, key_names))
     if frames_path is not None:
@@ -395,6 +435,16 @@ def diff(old: Path, new: Path, max_drop: tuple[str, ...], limit: int) -> None:
         click.echo(f"Gate failed: {c.message}", err=True)
     if failed:
         sys.exit(EXIT_GATE)
+
+
+def _visuals(results: list[ItemResult], options: Options, n: int, quiet: bool) -> list[tuple[ItemResult, Visual]]:
+    out = []
+    for r in worst(results, n):
+        try:
+            out.append((r, visual(r, options)))
+        except (IqevalError, OSError, IndexError) as exc:
+            _warn(f"{r.id}: no maps: {exc}", quiet)
+    return out
 
 
 def _source(path: Path) -> Source:

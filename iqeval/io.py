@@ -223,3 +223,13 @@ def probe(path: str | os.PathLike[str]) -> Probe:
     if props.is_batch:
         shape = shape[1:]
     return Probe(shape=shape, dtype=np.dtype(props.dtype), n_frames=n)
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write an image file (PNG for the maps); the folder must exist."""
+    iio.imwrite(Path(path), image)
+
+
+def encode_image(image: np.ndarray, extension: str = ".png") -> bytes:
+    """Encode an image to bytes (for data URIs in the HTML report)."""
+    return bytes(iio.imwrite("<bytes>", image, extension=extension))

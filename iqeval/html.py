@@ -1,0 +1,321 @@
+"""A self-contained HTML report: no network access, everything inlined.
+
+Plots are inline SVG drawn here; the item table is rendered by a small inline
+script from embedded JSON, paged, so a 10,000-item report stays responsive;
+thumbnails (prediction, ground truth, SSIM map) are data URIs for the worst
+items only.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .gate import Check
+from .io import encode_image
+from .maps import Visual, colorize
+from .metrics import METRICS
+
+STAT_COLUMNS = ("n", "n_inf", "mean", "std", "min", "p05", "median", "p95", "max")
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#1d2330;color:#fff;padding:16px 24px}header h1{margin:0;font-size:20px}
+header .status{font-size:13px;opacity:.85}
+main{padding:8px 24px 40px;max-width:1400px}
+section{background:#fff;border:1px solid #e1e4ea;border-radius:6px;padding:12px 16px;margin:16px 0}
+h2{font-size:16px;margin:4px 0 10px}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+th,td{padding:3px 8px;border-bottom:1px solid #eef0f3;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}#config td{text-align:left}
+th{background:#f0f2f5;font-weight:600}
+#items th{cursor:pointer;user-select:none}#items th.sorted-asc::after{content:" \\25B2"}#items th.sorted-desc::after{content:" \\25BC"}
+tr.error td{color:#b3261e}
+.plots{display:flex;flex-wrap:wrap;gap:16px}.plot{font-size:12px}
+.worst{display:flex;gap:10px;align-items:flex-start;margin:10px 0;flex-wrap:wrap}
+.worst figure{margin:0;text-align:center;font-size:12px}.worst img{display:block;max-width:256px;border:1px solid #ccd}
+.muted{color:#667085;font-size:12px}input#filter{padding:4px 8px;width:280px}
+#js-errors:empty{display:none}#js-errors{background:#fdecea;color:#b3261e;padding:8px;border-radius:4px}
+.pager button{margin:0 4px}
+"""
+
+SCRIPT = r"""
+(function(){
+  var errors=document.getElementById('js-errors');
+  function record(msg){var li=document.createElement('div');li.textContent=msg;errors.appendChild(li);}
+  window.addEventListener('error',function(e){record('error: '+e.message);});
+  var origError=console.error;console.error=function(){record('console.error: '+Array.prototype.join.call(arguments,' '));origError.apply(console,arguments);};
+  var data=JSON.parse(document.getElementById('items-data').textContent);
+  var cols=data.columns, rows=data.rows, pageSize=100, page=0, sortCol=0, sortDir=1, view=rows.slice();
+  var table=document.getElementById('items'), tbody=table.querySelector('tbody');
+  var filter=document.getElementById('filter'), info=document.getElementById('items-info');
+  function num(v){if(v==='inf')return Infinity;if(v==='-inf')return -Infinity;if(v==='nan'||v===null||v==='')return NaN;return Number(v);}
+  function fmt(v,c){if(typeof v!=='number')return v===null?'':String(v);if(!isFinite(v))return v>0?'inf':(v<0?'-inf':'nan');
+    return c==='ssim'?v.toFixed(6):(c==='psnr'?v.toFixed(4):String(Number(v.toPrecision(6))));}
+  function apply(){
+    var q=filter.value.toLowerCase();
+    view=rows.filter(function(r){return !q||r.join(' ').toLowerCase().indexOf(q)>=0;});
+    var numeric=data.numeric[sortCol];
+    view.sort(function(a,b){var x=a[sortCol],y=b[sortCol];
+      if(numeric){x=num(x);y=num(y);if(isNaN(x))return 1;if(isNaN(y))return -1;return x===y?0:(x<y?-sortDir:sortDir);}
+      x=String(x);y=String(y);return x===y?0:(x<y?-sortDir:sortDir);});
+    page=Math.min(page,Math.max(0,Math.ceil(view.length/pageSize)-1));render();}
+  function render(){
+    tbody.textContent='';
+    view.slice(page*pageSize,(page+1)*pageSize).forEach(function(r){
+      var tr=document.createElement('tr');if(r[data.statusIndex]!=='ok')tr.className='error';
+      r.forEach(function(v,i){var td=document.createElement('td');td.textContent=data.numeric[i]?fmt(num(v),cols[i]):(v===null?'':String(v));tr.appendChild(td);});
+      tbody.appendChild(tr);});
+    var pages=Math.max(1,Math.ceil(view.length/pageSize));
+    info.textContent=view.length+' of '+rows.length+' items, page '+(page+1)+' of '+pages;
+    Array.prototype.forEach.call(table.querySelectorAll('th'),function(th,i){th.className=i===sortCol?(sortDir>0?'sorted-asc':'sorted-desc'):'';});}
+  Array.prototype.forEach.call(table.querySelectorAll('th'),function(th,i){th.addEventListener('click',function(){sortDir=(sortCol===i)?-sortDir:1;sortCol=i;apply();});});
+  filter.addEventListener('input',function(){page=0;apply();});
+  document.getElementById('prev').addEventListener('click',function(){if(page>0){page--;render();}});
+  document.getElementById('next').addEventListener('click',function(){if((page+1)*pageSize<view.length){page++;render();}});
+  apply();
+})();
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(metric: str | None, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    v = float(value)
+    if not math.isfinite(v):
+        return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
+    if metric == "ssim":
+        return f"{v:.6f}"
+    if metric == "psnr":
+        return f"{v:.4f}"
+    return f"{v:.6g}"
+
+
+def _label(metric: str) -> str:
+    m = METRICS[metric]
+    return m.label + (f" ({m.unit})" if m.unit else "")
+
+
+def _png_uri(image: np.ndarray, max_side: int = 256) -> str:
+    from PIL import Image
+
+    im = Image.fromarray(image)
+    im.thumbnail((max_side, max_side))
+    return "data:image/png;base64," + base64.b64encode(encode_image(np.asarray(im))).decode("ascii")
+
+
+def _histogram(metric: str, values: Sequence[float], n_inf: int, width: int = 320, height: int = 150) -> str:
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    title = f"{_label(metric)}: {len(values)} items" + (f", {n_inf} inf (not drawn)" if n_inf else "")
+    if finite.size == 0:
+        return (
+            f'<figure class="plot"><figcaption>{_e(title)}</figcaption><p class="muted">no finite values</p></figure>'
+        )
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi == lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(finite, bins=min(30, max(5, finite.size)), range=(lo, hi))
+    top = max(int(counts.max()), 1)
+    pw, ph = width - 40, height - 30
+    bw = pw / len(counts)
+    bars = "".join(
+        f'<rect x="{30 + i * bw:.1f}" y="{5 + ph - c / top * ph:.1f}" width="{max(bw - 1, 1):.1f}" height="{c / top * ph:.1f}" fill="#3b6fb6"><title>{_num(metric, edges[i])} to {_num(metric, edges[i + 1])}: {c}</title></rect>'
+        for i, c in enumerate(counts)
+    )
+    axis = (
+        f'<line x1="30" y1="{5 + ph}" x2="{30 + pw}" y2="{5 + ph}" stroke="#667085"/>'
+        f'<text x="30" y="{height - 8}" font-size="10">{_e(_num(metric, lo))}</text>'
+        f'<text x="{30 + pw}" y="{height - 8}" font-size="10" text-anchor="end">{_e(_num(metric, hi))}</text>'
+        f'<text x="26" y="12" font-size="10" text-anchor="end">{top}</text>'
+    )
+    svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">{bars}{axis}</svg>'
+    return f'<figure class="plot"><figcaption>{_e(title)}</figcaption>{svg}</figure>'
+
+
+def _curve(item: Mapping[str, Any], metric: str, width: int = 320, height: int = 120) -> str:
+    values = [float(v) for v in item["frames"][metric]]
+    finite = [v for v in values if math.isfinite(v)]
+    caption = f"{item['id']}: {_label(metric)} per frame ({len(values)} frames)"
+    if not finite:
+        return (
+            f'<figure class="plot"><figcaption>{_e(caption)}</figcaption><p class="muted">no finite values</p></figure>'
+        )
+    lo, hi = min(finite), max(finite)
+    if hi == lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    left = 64
+    pw, ph = width - left - 10, height - 25
+    n = max(len(values) - 1, 1)
+    step = max(1, len(values) // 1000)  # at most ~1000 points per curve
+    pts = " ".join(
+        f"{30 + i / n * pw:.1f},{5 + ph - ((v if math.isfinite(v) else hi) - lo) / (hi - lo) * ph:.1f}"
+        for i, v in list(enumerate(values))[::step]
+    )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+        f'<polyline points="{pts}" fill="none" stroke="#3b6fb6" stroke-width="1.2"/>'
+        f'<line x1="{left}" y1="{5 + ph}" x2="{left + pw}" y2="{5 + ph}" stroke="#667085"/>'
+        f'<text x="{left - 4}" y="12" font-size="10" text-anchor="end">{_e(_num(metric, hi))}</text>'
+        f'<text x="{left - 4}" y="{5 + ph}" font-size="10" text-anchor="end">{_e(_num(metric, lo))}</text>'
+        f'<text x="{left}" y="{height - 4}" font-size="10">frame 0</text>'
+        f'<text x="{left + pw}" y="{height - 4}" font-size="10" text-anchor="end">frame {len(values) - 1}</text></svg>'
+    )
+    return f'<figure class="plot"><figcaption>{_e(caption)}</figcaption>{svg}</figure>'
+
+
+def _stats_table(rows: Sequence[tuple[str, str, Mapping[str, Any]]]) -> str:
+    head = "<tr><th>scope</th><th>metric</th>" + "".join(f"<th>{c}</th>" for c in STAT_COLUMNS) + "</tr>"
+    body = "".join(
+        f"<tr><td>{_e(scope)}</td><td>{_e(METRICS[m].label)}</td>"
+        + "".join(f"<td>{_e(_num(None if c in ('n', 'n_inf') else m, stats[c]))}</td>" for c in STAT_COLUMNS)
+        + "</tr>"
+        for scope, m, stats in rows
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def html_report(
+    doc: Mapping[str, Any],
+    checks: Sequence[Check],
+    visuals: Sequence[tuple[Mapping[str, Any], Visual]],
+    curves: int = 24,
+) -> str:
+    """The whole page as one string."""
+    metrics: list[str] = list(doc["config"]["metrics"])
+    c = doc["counts"]
+    failed_checks = [k for k in checks if not k.passed]
+    status = "failed" if failed_checks or c["failed"] else "passed"
+    parts: list[str] = []
+
+    config_rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(json.dumps(v))}</td></tr>" for k, v in doc["config"].items())
+    parts.append(
+        f'<section id="config"><h2>Configuration</h2><table>{config_rows}</table><p class="muted">iqeval {_e(doc["tool"]["version"])}</p></section>'
+    )
+
+    summary_rows = [("overall (micro)", m, doc["summary"]["micro"][m]) for m in metrics]
+    for key, rows in doc["keys"].items():
+        summary_rows += [(f"{key}={r['value']}", m, r["metrics"][m]) for r in rows for m in metrics]
+    extra = ""
+    for view in ("macro", "weighted"):
+        for key, values in doc["summary"][view].items():
+            extra += (
+                f"<tr><td>overall ({view} by {_e(key)})</td>"
+                + "".join(f"<td>{_e(_num(m, values[m]))}</td>" for m in metrics)
+                + "</tr>"
+            )
+    if extra:
+        extra = (
+            "<h2>Macro and weighted overalls</h2><table><tr><th>view</th>"
+            + "".join(f"<th>{_e(_label(m))}</th>" for m in metrics)
+            + f"</tr>{extra}</table>"
+        )
+    gate = ""
+    if checks:
+        gate = (
+            "<h2>Gate</h2><table><tr><th>condition</th><th>result</th></tr>"
+            + "".join(
+                f"<tr><td>{_e(k.name)}</td><td>{'pass' if k.passed else _e('FAIL: ' + k.message)}</td></tr>"
+                for k in checks
+            )
+            + "</table>"
+        )
+    parts.append(f'<section id="summary"><h2>Summary</h2>{_stats_table(summary_rows)}{extra}{gate}</section>')
+
+    ok_items = [i for i in doc["items"] if i["status"] == "ok"]
+    hists = "".join(
+        _histogram(m, [float(i["scores"][m]) for i in ok_items], doc["summary"]["micro"][m]["n_inf"]) for m in metrics
+    )
+    parts.append(
+        f'<section id="distributions"><h2>Distribution of item scores</h2><div class="plots">{hists}</div></section>'
+    )
+
+    sequences = [i for i in ok_items if i.get("frames")]
+    if sequences:
+        m0 = metrics[0]
+        ranked = sorted(sequences, key=lambda i: float(i["scores"][m0]), reverse=not METRICS[m0].higher_is_better)[
+            :curves
+        ]
+        plots = "".join(_curve(i, m0) for i in ranked)
+        note = (
+            f'<p class="muted">{len(ranked)} of {len(sequences)} sequences, worst first.</p>'
+            if len(sequences) > len(ranked)
+            else ""
+        )
+        parts.append(f'<section id="frames"><h2>Per-frame scores</h2>{note}<div class="plots">{plots}</div></section>')
+
+    if visuals:
+        blocks = []
+        for item, v in visuals:
+            frame = f", frame {v.frame}" if v.frame is not None else ""
+            scores = ", ".join(f"{METRICS[m].label} {_num(m, item['scores'][m])}" for m in metrics)
+            ssim_img = colorize(v.ssim, 0.0, 1.0, "viridis")
+            blocks.append(
+                f'<div class="worst-item"><h3>{_e(item["id"])}{_e(frame)}</h3><p class="muted">{_e(scores)}</p><div class="worst">'
+                f'<figure><img alt="prediction" src="{_png_uri(v.pred)}"><figcaption>prediction</figcaption></figure>'
+                f'<figure><img alt="ground truth" src="{_png_uri(v.gt)}"><figcaption>ground truth</figcaption></figure>'
+                f'<figure><img alt="SSIM map" src="{_png_uri(ssim_img)}"><figcaption>SSIM map (0 to 1)</figcaption></figure>'
+                "</div></div>"
+            )
+        parts.append(f'<section id="worst"><h2>Worst items ({len(visuals)})</h2>{"".join(blocks)}</section>')
+
+    key_names = sorted({k for i in doc["items"] for k in i["keys"]})
+    columns = ["id", "kind", "status", *key_names, *metrics, "n_frames", "error"]
+    numeric = [False, False, False, *[False] * len(key_names), *[True] * len(metrics), True, False]
+    rows = [
+        [
+            i["id"],
+            i["kind"],
+            i["status"],
+            *[i["keys"].get(k, "") for k in key_names],
+            *[i["scores"].get(m) for m in metrics],
+            i["n_frames"],
+            i["error"] or "",
+        ]
+        for i in doc["items"]
+    ]
+    data = json.dumps(
+        {"columns": columns, "numeric": numeric, "rows": rows, "statusIndex": 2}, allow_nan=False
+    ).replace("</", "<\\/")
+    head = "".join(f"<th>{_e(_label(col) if col in METRICS else col)}</th>" for col in columns)
+    parts.append(
+        '<section id="items-section"><h2>Items</h2>'
+        '<p><input id="filter" type="search" placeholder="filter by id, key, status or error"> '
+        '<span class="pager"><button id="prev" type="button">previous</button><button id="next" type="button">next</button></span> '
+        '<span id="items-info" class="muted"></span></p>'
+        f'<table id="items"><thead><tr>{head}</tr></thead><tbody></tbody></table>'
+        f'<script type="application/json" id="items-data">{data}</script></section>'
+    )
+    lists = ""
+    for name in ("pred_only", "gt_only", "group_by_unmatched"):
+        if doc.get(name):
+            lists += (
+                f"<h3>{_e(name)} ({len(doc[name])})</h3><ul>"
+                + "".join(f"<li>{_e(x)}</li>" for x in doc[name][:200])
+                + "</ul>"
+            )
+    if lists:
+        parts.append(f'<section id="unmatched"><h2>Unmatched</h2>{lists}</section>')
+
+    counts = f"{c['items']} items ({c['ok']} ok, {c['failed']} failed), {c['frames']} sequence frames"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+        f"<title>iqeval report: {status}</title><style>{CSS}</style></head><body>"
+        f'<header><h1>iqeval report: {status}</h1><div class="status">{_e(counts)}</div></header>'
+        f'<main><div id="js-errors"></div>{"".join(parts)}</main><script>{SCRIPT}</script></body></html>\n'
+    )

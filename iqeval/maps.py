@@ -1,0 +1,202 @@
+"""Pictures: SSIM maps and absolute-error heatmaps with a colour scale.
+
+Maps are computed on the same prepared arrays as the scores (after crop,
+colour conversion and data-range handling), so what you see is what was
+scored. The SSIM map is skimage's ``full=True`` map, averaged over channels;
+the error map is ``|pred - gt|`` averaged over channels, in data-range units.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .core import as_float
+from .discovery import _frame_folder
+from .evaluate import ItemResult
+from .io import is_video_path, iter_frames, read_image, write_image
+from .metrics import METRICS
+from .prepare import Options, Prepared, prepare
+
+# perceptually uniform colour maps, as anchor colours (viridis and inferno)
+_VIRIDIS = [
+    (68, 1, 84),
+    (71, 44, 122),
+    (59, 81, 139),
+    (44, 113, 142),
+    (33, 144, 141),
+    (39, 173, 129),
+    (92, 200, 99),
+    (170, 220, 50),
+    (253, 231, 37),
+]
+_INFERNO = [
+    (0, 0, 4),
+    (31, 12, 72),
+    (85, 15, 109),
+    (136, 34, 106),
+    (186, 54, 85),
+    (227, 89, 51),
+    (249, 140, 10),
+    (249, 201, 50),
+    (252, 255, 164),
+]
+
+
+def _lut(anchors: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    a = np.asarray(anchors, dtype=np.float64)
+    x = np.linspace(0, 1, len(a))
+    t = np.linspace(0, 1, 256)
+    return np.stack([np.interp(t, x, a[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
+
+
+LUTS = {"viridis": _lut(_VIRIDIS), "inferno": _lut(_INFERNO)}
+
+
+def colorize(values: np.ndarray, vmin: float, vmax: float, cmap: str = "viridis") -> np.ndarray:
+    """Map a 2-D array to RGB uint8 through a colour map, clipping to [vmin, vmax]."""
+    span = vmax - vmin if vmax > vmin else 1.0
+    idx = np.clip((values - vmin) / span, 0.0, 1.0)
+    return LUTS[cmap][np.rint(idx * 255).astype(np.intp)]
+
+
+def ssim_map(prep: Prepared, options: Options) -> np.ndarray:
+    """skimage's full SSIM map for a prepared pair, averaged over channels (2-D)."""
+    from skimage.metrics import structural_similarity
+
+    x, y = as_float(prep.pred, prep.pred_scale), as_float(prep.gt, prep.gt_scale)
+    kw: dict[str, object] = {"data_range": prep.info.data_range, "win_size": options.win_size, "full": True}
+    if options.ssim_kernel == "gaussian":
+        kw.update(gaussian_weights=True, sigma=options.sigma, use_sample_covariance=False)
+    if x.ndim == 3:
+        kw["channel_axis"] = -1
+    _, full = structural_similarity(y, x, **kw)
+    return full.mean(axis=2) if full.ndim == 3 else full
+
+
+def error_map(prep: Prepared) -> np.ndarray:
+    """``|pred - gt|`` averaged over channels (2-D), in data-range units."""
+    d = np.abs(as_float(prep.pred, prep.pred_scale) - as_float(prep.gt, prep.gt_scale))
+    return d.mean(axis=2) if d.ndim == 3 else d
+
+
+def render(values: np.ndarray, title: str, vmin: float, vmax: float, cmap: str) -> np.ndarray:
+    """The map with a title above and a labelled colour bar on the right (RGB uint8)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    body = colorize(values, vmin, vmax, cmap)
+    h, w = body.shape[:2]
+    font = ImageFont.load_default()
+    bar_w, label_w, title_h = 16, 64, 18
+    title_w = int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=font)) + 4
+    canvas = Image.new("RGB", (max(w + 8 + bar_w + label_w, title_w), h + title_h + 4), "white")
+    canvas.paste(Image.fromarray(body), (0, title_h))
+    bar = LUTS[cmap][np.linspace(255, 0, h).astype(np.intp)][:, None, :].repeat(bar_w, axis=1)
+    canvas.paste(Image.fromarray(np.ascontiguousarray(bar)), (w + 8, title_h))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((2, 2), title, fill="black", font=font)
+    for frac in (0.0, 0.5, 1.0):
+        value = vmax - frac * (vmax - vmin)
+        yy = title_h + int(frac * (h - 1))
+        draw.line([(w + 8 + bar_w, yy), (w + 8 + bar_w + 3, yy)], fill="black")
+        draw.text(
+            (w + 8 + bar_w + 5, max(title_h, min(yy - 5, title_h + h - 11))), f"{value:.4g}", fill="black", font=font
+        )
+    return np.asarray(canvas)
+
+
+@dataclass(frozen=True)
+class Visual:
+    """What a person looks at for one item: the two images and both maps."""
+
+    pred: np.ndarray
+    gt: np.ndarray
+    ssim: np.ndarray
+    error: np.ndarray
+    data_range: float
+    frame: int | None
+
+
+def _frame(path: Path, index: int) -> np.ndarray:
+    if path.is_dir():
+        names = _frame_folder(sorted(p.name for p in path.iterdir() if not p.name.startswith(".")))
+        if names is None:
+            raise FileNotFoundError(f"{path}: not a frame folder")
+        return read_image(path / names[index])
+    if is_video_path(path):
+        for i, frame in enumerate(iter_frames(path)):
+            if i == index:
+                return frame
+        raise IndexError(f"{path}: no frame {index}")
+    return read_image(path)
+
+
+def worst_frame(result: ItemResult) -> int | None:
+    """Index of a sequence's worst frame by its first metric (None for still images)."""
+    if result.n_frames == 0:
+        return None
+    m = result.metrics[0]
+    column = result.frame_scores[:, 0]
+    return int(np.argmin(column) if METRICS[m].higher_is_better else np.argmax(column))
+
+
+def visual(result: ItemResult, options: Options) -> Visual:
+    """Load an item again (its worst frame for a sequence) and compute its maps."""
+    index = worst_frame(result)
+    p = _frame(Path(result.pred), index or 0)
+    g = _frame(Path(result.gt), index or 0)
+    return visual_of(p, g, options, result.pred, result.gt, index)
+
+
+def visual_of(
+    pred: np.ndarray, gt: np.ndarray, options: Options, pred_name: str, gt_name: str, frame: int | None = None
+) -> Visual:
+    """Maps of one pair of decoded images."""
+    prep = prepare(pred, gt, options, pred_name, gt_name)
+    return Visual(
+        pred=_display(prep.pred, prep.pred_scale, prep.info.data_range),
+        gt=_display(prep.gt, prep.gt_scale, prep.info.data_range),
+        ssim=ssim_map(prep, options),
+        error=error_map(prep),
+        data_range=prep.info.data_range,
+        frame=frame,
+    )
+
+
+def _display(a: np.ndarray, scale: float, data_range: float) -> np.ndarray:
+    """An 8-bit view of a prepared image for people (gray for luma, RGB otherwise)."""
+    x = as_float(a, scale) / data_range
+    if x.ndim == 3:
+        x = x[..., :3] if x.shape[2] >= 3 else x[..., 0]
+    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+
+
+def worst(results: Sequence[ItemResult], n: int) -> list[ItemResult]:
+    """The ``n`` worst scored items by their first metric, worst first."""
+    ok = [r for r in results if r.ok]
+    if not ok or n <= 0:
+        return []
+    m = ok[0].metrics[0]
+    return sorted(ok, key=lambda r: (r.scores[m], r.id), reverse=not METRICS[m].higher_is_better)[:n]
+
+
+def safe_name(item_id: str) -> str:
+    """A file name for an item id: path separators become '__'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", item_id.replace("/", "__")) or "item"
+
+
+def write_maps(v: Visual, out_dir: Path, name: str) -> Iterator[Path]:
+    """Write ``NAME.ssim.png`` and ``NAME.error.png`` (with colour scales) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = name if v.frame is None else f"{name}.frame{v.frame:05d}"
+    ssim_path = out_dir / f"{stem}.ssim.png"
+    write_image(ssim_path, render(v.ssim, "SSIM map", 0.0, 1.0, "viridis"))
+    yield ssim_path
+    top = float(v.error.max()) or 1.0
+    error_path = out_dir / f"{stem}.error.png"
+    write_image(error_path, render(v.error, f"|pred - gt| (data range {v.data_range:g})", 0.0, top, "inferno"))
+    yield error_path

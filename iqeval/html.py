@@ -21,6 +21,7 @@ from .gate import Check
 from .io import encode_image
 from .maps import Visual, colorize
 from .metrics import METRICS
+from .report import format_score, metric_label
 
 STAT_COLUMNS = ("n", "n_inf", "mean", "std", "min", "p05", "median", "p95", "max")
 
@@ -95,19 +96,7 @@ def _num(metric: str | None, value: Any) -> str:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    v = float(value)
-    if not math.isfinite(v):
-        return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
-    if metric == "ssim":
-        return f"{v:.6f}"
-    if metric == "psnr":
-        return f"{v:.4f}"
-    return f"{v:.6g}"
-
-
-def _label(metric: str) -> str:
-    m = METRICS[metric]
-    return m.label + (f" ({m.unit})" if m.unit else "")
+    return format_score(metric, float(value))
 
 
 def _png_uri(image: np.ndarray, max_side: int = 256) -> str:
@@ -120,7 +109,7 @@ def _png_uri(image: np.ndarray, max_side: int = 256) -> str:
 
 def _histogram(metric: str, values: Sequence[float], n_inf: int, width: int = 320, height: int = 150) -> str:
     finite = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
-    title = f"{_label(metric)}: {len(values)} items" + (f", {n_inf} inf (not drawn)" if n_inf else "")
+    title = f"{metric_label(metric)}: {len(values)} items" + (f", {n_inf} inf (not drawn)" if n_inf else "")
     if finite.size == 0:
         return (
             f'<figure class="plot"><figcaption>{_e(title)}</figcaption><p class="muted">no finite values</p></figure>'
@@ -149,7 +138,7 @@ def _histogram(metric: str, values: Sequence[float], n_inf: int, width: int = 32
 def _curve(item: Mapping[str, Any], metric: str, width: int = 320, height: int = 120) -> str:
     values = [float(v) for v in item["frames"][metric]]
     finite = [v for v in values if math.isfinite(v)]
-    caption = f"{item['id']}: {_label(metric)} per frame ({len(values)} frames)"
+    caption = f"{item['id']}: {metric_label(metric)} per frame ({len(values)} frames)"
     if not finite:
         return (
             f'<figure class="plot"><figcaption>{_e(caption)}</figcaption><p class="muted">no finite values</p></figure>'
@@ -220,7 +209,7 @@ def html_report(
     if extra:
         extra = (
             "<h2>Macro and weighted overalls</h2><table><tr><th>view</th>"
-            + "".join(f"<th>{_e(_label(m))}</th>" for m in metrics)
+            + "".join(f"<th>{_e(metric_label(m))}</th>" for m in metrics)
             + f"</tr>{extra}</table>"
         )
     gate = ""
@@ -290,7 +279,7 @@ def html_report(
     data = json.dumps(
         {"columns": columns, "numeric": numeric, "rows": rows, "statusIndex": 2}, allow_nan=False
     ).replace("</", "<\\/")
-    head = "".join(f"<th>{_e(_label(col) if col in METRICS else col)}</th>" for col in columns)
+    head = "".join(f"<th>{_e(metric_label(col) if col in METRICS else col)}</th>" for col in columns)
     parts.append(
         '<section id="items-section"><h2>Items</h2>'
         '<p><input id="filter" type="search" placeholder="filter by id, key, status or error"> '

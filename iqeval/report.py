@@ -34,7 +34,13 @@ def dumps(data: Any) -> str:
     return json.dumps(data, allow_nan=False, indent=2, sort_keys=False) + "\n"
 
 
-def format_score(metric: str, value: float) -> str:
+def metric_label(metric: str) -> str:
+    """A metric's display name with its unit, e.g. "PSNR (dB)"."""
+    m = METRICS[metric]
+    return m.label + (f" ({m.unit})" if m.unit else "")
+
+
+def format_score(metric: str | None, value: float) -> str:
     """A score for people to read; full precision lives in JSON and CSV."""
     if math.isnan(value):
         return "nan"
@@ -259,7 +265,7 @@ def format_summary(
 ) -> str:
     """The human summary: items if asked, per-key means, overall means, failures, unmatched files."""
     metrics = summary.metrics
-    labels = [METRICS[m].label + (f" ({METRICS[m].unit})" if METRICS[m].unit else "") for m in metrics]
+    labels = [metric_label(m) for m in metrics]
     out: list[str] = []
     if show_items:
         rows = [
@@ -353,7 +359,7 @@ def _md_escape(text: str) -> str:
 def markdown_summary(doc: Mapping[str, Any], checks: Sequence[Check], worst: int = 5) -> str:
     """A compact summary for ``$GITHUB_STEP_SUMMARY`` and merge-request comments."""
     metrics = doc["config"]["metrics"]
-    labels = [METRICS[m].label + (f" ({METRICS[m].unit})" if METRICS[m].unit else "") for m in metrics]
+    labels = [metric_label(m) for m in metrics]
     c = doc["counts"]
     failed_checks = [k for k in checks if not k.passed]
     status = "failed" if failed_checks or c["failed"] else "passed"

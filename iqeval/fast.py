@@ -69,6 +69,26 @@ def _kernel(gaussian: bool, win: int, sigma: float) -> tuple[np.ndarray, int]:
     return np.full(win, 1.0 / win), win // 2
 
 
+def _shifted(a: np.ndarray, k: int, axis: int) -> list[np.ndarray]:
+    """The ``k`` views of ``a`` shifted by 0..k-1 along ``axis``, each as long as the 'valid' output."""
+    n = a.shape[axis] - k + 1
+    views = []
+    for i in range(k):
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(i, i + n)
+        views.append(a[tuple(index)])
+    return views
+
+
+def _box_sum_valid(a: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """Sum of ``k`` consecutive elements along ``axis`` where the window fits."""
+    first, *rest = _shifted(a, k, axis)
+    out = first.copy()
+    for view in rest:
+        out += view
+    return out
+
+
 def _correlate_valid(a: np.ndarray, weights: np.ndarray, axis: int, uniform: bool) -> np.ndarray:
     """Correlate along ``axis`` where the window fits ('valid'), as a sum of shifted slices.
 
@@ -76,25 +96,17 @@ def _correlate_valid(a: np.ndarray, weights: np.ndarray, axis: int, uniform: boo
     line-by-line loop that is slow along strided axes.
     """
     k = weights.size
-    n = a.shape[axis] - k + 1
-
-    def shifted(i: int) -> np.ndarray:
-        index = [slice(None)] * a.ndim
-        index[axis] = slice(i, i + n)
-        return a[tuple(index)]
-
     if uniform:
-        out = shifted(0).copy()
-        for i in range(1, k):
-            out += shifted(i)
+        out = _box_sum_valid(a, k, axis)
         out /= k  # scipy's uniform filter divides the running sum by the size
         return out
+    views = _shifted(a, k, axis)
     # symmetric weights: add the mirrored pair first, then multiply once
     r = k // 2
-    out = shifted(r) * weights[r]
+    out = views[r] * weights[r]
     tmp = np.empty_like(out)
     for i in range(r):
-        np.add(shifted(i), shifted(k - 1 - i), out=tmp)
+        np.add(views[i], views[k - 1 - i], out=tmp)
         tmp *= weights[i]
         out += tmp
     return out
@@ -107,21 +119,6 @@ def _planar_band(a: np.ndarray, rows: slice, cols: slice, scale: float) -> np.nd
     if scale != 1.0:
         x *= scale
     return x
-
-
-def _box_sum_valid(a: np.ndarray, k: int, axis: int) -> np.ndarray:
-    """Sum of ``k`` consecutive elements along ``axis`` where the window fits."""
-    n = a.shape[axis] - k + 1
-
-    def shifted(i: int) -> np.ndarray:
-        index = [slice(None)] * a.ndim
-        index[axis] = slice(i, i + n)
-        return a[tuple(index)]
-
-    out = shifted(0).copy()
-    for i in range(1, k):
-        out += shifted(i)
-    return out
 
 
 def _mean_ssim_uniform_int(pred: np.ndarray, gt: np.ndarray, win: int, data_range: float) -> float:

@@ -79,7 +79,7 @@ def _frame_folder(files: list[str]) -> list[str] | None:
     images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
     if len(images) < 2:
         return None
-    prefixes, exts, numbers = set(), set(), set()
+    prefixes, exts, numbered = set(), set(), {}
     for name in images:
         stem, ext = os.path.splitext(name)
         m = _NUMBERED.match(stem)
@@ -87,10 +87,10 @@ def _frame_folder(files: list[str]) -> list[str] | None:
             return None
         prefixes.add(m["prefix"])
         exts.add(ext.lower())
-        numbers.add(int(m["number"]))
-    if len(prefixes) != 1 or len(exts) != 1 or len(numbers) != len(images):
+        numbered[int(m["number"])] = name
+    if len(prefixes) != 1 or len(exts) != 1 or len(numbered) != len(images):
         return None
-    return sorted(images, key=lambda n: int(_NUMBERED.match(os.path.splitext(n)[0])["number"]))  # type: ignore[index]
+    return [numbered[n] for n in sorted(numbered)]
 
 
 def _walk(root: Path, frame_folders: bool) -> _Side:
@@ -133,6 +133,12 @@ def _describe(sources: Iterable[Source]) -> str:
     return " and ".join(str(s.path) + ("/" if s.kind == "frames" else "") for s in sources)
 
 
+def _one_sided(side: _Side, other: _Side, root: Path) -> list[str]:
+    """Relative paths of the sources on ``side`` whose stem ``other`` lacks, naturally sorted."""
+    paths = (str(s.path.relative_to(root)) for k in set(side.sources) - set(other.sources) for s in side.sources[k])
+    return sorted(paths, key=natural_key)
+
+
 def find_pairs(
     pred_root: str | os.PathLike[str], gt_root: str | os.PathLike[str], *, frame_folders: bool = True
 ) -> Pairing:
@@ -158,22 +164,8 @@ def find_pairs(
         if error is None and (p[0].kind == "image") != (g[0].kind == "image"):
             error = f"cannot pair {_describe(p[:1])} ({p[0].kind}) with {_describe(g[:1])} ({g[0].kind})"
         items.append(Item(stem, p[0], g[0], error))
-    pred_only = sorted(
-        (
-            str(s.path.relative_to(pred_root))
-            for k in set(pred_side.sources) - set(gt_side.sources)
-            for s in pred_side.sources[k]
-        ),
-        key=natural_key,
-    )
-    gt_only = sorted(
-        (
-            str(s.path.relative_to(gt_root))
-            for k in set(gt_side.sources) - set(pred_side.sources)
-            for s in gt_side.sources[k]
-        ),
-        key=natural_key,
-    )
+    pred_only = _one_sided(pred_side, gt_side, Path(pred_root))
+    gt_only = _one_sided(gt_side, pred_side, Path(gt_root))
     return Pairing(
         items=tuple(items),
         pred_only=tuple(pred_only),

@@ -167,5 +167,15 @@ def check_weights(weights: Mapping[str, Mapping[str, float]], key_names: Sequenc
         if key not in key_names:
             raise ConfigError(f"--weights names key {key!r}, but the keys are: {', '.join(key_names)}")
         for value, weight in table.items():
-            if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+            if isinstance(weight, bool) or not (
+                isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0
+            ):
                 raise ConfigError(f"--weights: weight for {key}={value!r} must be a non-negative number")
+
+
+def check_weight_coverage(weights: Mapping[str, Mapping[str, float]], keys: Sequence[Mapping[str, str]]) -> None:
+    """Refuse, before scoring, weights that miss a key value some item has."""
+    for key, table in weights.items():
+        missing = sorted({k[key] for k in keys if key in k and k[key] not in table})
+        if missing:
+            raise ConfigError(f"--weights gives no weight for {key}={missing[0]!r}")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
+import signal
 import sys
-import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -13,26 +13,32 @@ from typing import TypeVar
 import click
 
 from . import __version__
-from .aggregate import check_weights, summarize_run
+from .aggregate import check_weight_coverage, check_weights, summarize_run
 from .core import ENGINES, compare_images
-from .discovery import Item, Pairing, Source, find_pairs
-from .errors import BaselineError, ConfigError, IqevalError
-from .evaluate import CompareConfig, ItemResult, compile_group_by, evaluate
+from .discovery import SEQUENCE_POLICIES, Item, Pairing, Source, find_pairs
+from .errors import BaselineError, ConfigError, IqevalError, OutputError
+from .evaluate import CompareConfig, ItemResult, compile_group_by, evaluate, item_keys
 from .gate import (
     Check,
     baseline_checks,
+    check_baseline_metrics,
     check_comparable,
+    check_gate_inputs,
     check_thresholds,
     compare_reports,
     format_changes,
     load_report,
     parse_max_drop,
     parse_threshold,
+    presence,
+    presence_check,
 )
 from .html import html_report
-from .io import is_image_path, is_video_path, read_image
-from .maps import Visual, safe_name, visual, visual_of, worst, write_maps
-from .metrics import parse_metrics
+from .io import DEFAULT_MAX_PIXELS, is_image_path, is_video_path, read_image
+from .maps import Visual, map_names, visual, visual_of, worst, write_maps
+from .metrics import METRICS, parse_metrics
+from .outputs import Staging, check_targets
+from .parallel import check_scheduler_address
 from .prepare import ALPHAS, COLORS, KERNELS, Options
 from .report import (
     batch_json,
@@ -45,6 +51,7 @@ from .report import (
     junit_xml,
     markdown_summary,
     pair_json,
+    printable,
 )
 
 EXIT_OK = 0
@@ -52,9 +59,27 @@ EXIT_ITEMS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNMATCHED = 3
 EXIT_GATE = 4
+EXIT_OUTPUT = 5
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 T = TypeVar("T")
+
+# columns every items CSV has; a --group-by name must not repeat one
+FIXED_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "n_frames",
+    "width",
+    "height",
+    "data_range",
+    "pred",
+    "gt",
+    "error",
+    "read_as",
+    "frame",
+)
 
 
 class InputFailure(click.ClickException):
@@ -63,36 +88,33 @@ class InputFailure(click.ClickException):
     exit_code = EXIT_ITEMS_FAILED
 
 
-def write_output(path: str, text: str) -> None:
-    """Write a report to PATH atomically (never half-written), or to stdout for '-'."""
-    if path == "-":
-        click.echo(text, nl=False)
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class OutputFailure(click.ClickException):
+    """A report cannot be written at the end of a run: one line, exit code 5."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwound like Ctrl-C, so workers stop and no half report stays."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _usage(fn: Callable[[], T]) -> T:
     try:
         return fn()
-    except (ConfigError, BaselineError) as exc:
-        raise click.UsageError(str(exc)) from exc
+    except (ConfigError, BaselineError, OutputError) as exc:
+        raise click.UsageError(printable(str(exc))) from exc
 
 
 def _progress(results: Iterable[ItemResult], total: int, quiet: bool) -> Iterator[ItemResult]:
     from tqdm import tqdm
 
+    # no monitor thread: a second thread would make the process pool fall back
+    # from fork to the slower forkserver start
+    tqdm.monitor_interval = 0
     # disable=None: a bar only when stderr is a terminal, so logs and pipes stay clean
     bar = tqdm(results, total=total, unit="item", file=sys.stderr, disable=True if quiet else None, dynamic_ncols=True)
     try:
@@ -108,8 +130,12 @@ def _load_weights(path: str | None) -> dict[str, dict[str, float]] | None:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise click.UsageError(f"--weights {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise click.UsageError(f"--weights {path}: not a UTF-8 text file") from None
     except json.JSONDecodeError as exc:
         raise click.UsageError(f"--weights {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    except RecursionError:
+        raise click.UsageError(f"--weights {path}: nested too deeply") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise click.UsageError(f'--weights {path}: expected {{"KEY": {{"VALUE": WEIGHT, ...}}}}')
     return data
@@ -117,7 +143,7 @@ def _load_weights(path: str | None) -> dict[str, dict[str, float]] | None:
 
 def _warn(message: str, quiet: bool) -> None:
     if not quiet:
-        click.echo(f"Warning: {message}", err=True)
+        click.echo(f"Warning: {printable(message)}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -174,7 +200,14 @@ def cli() -> None:
     help='JSON {"KEY": {"VALUE": weight}} for a weighted overall.',
 )
 @click.option("--strict", is_flag=True, help="Files found on one side only fail the run (exit 3).")
-@click.option("--no-frame-folders", is_flag=True, help="Treat folders of numbered frames as separate images.")
+@click.option(
+    "--sequences",
+    type=click.Choice(SEQUENCE_POLICIES),
+    default=None,
+    help="Folders of numbered images: auto (one frame size and contiguous numbers, or a video of the same "
+    "name on the other side), never, or always.  [default: auto]",
+)
+@click.option("--no-frame-folders", is_flag=True, help="Same as --sequences never.")
 @click.option("--truncate-frames", is_flag=True, help="Score the common frames of sequences of different lengths.")
 @click.option(
     "--fail-under",
@@ -193,6 +226,11 @@ def cli() -> None:
     multiple=True,
     metavar="METRIC=VALUE",
     help="Largest allowed drop against --baseline (overall, per key value, per item).",
+)
+@click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Items of --baseline that are missing or failed now do not fail the gate.",
 )
 @click.option(
     "--junit",
@@ -215,6 +253,13 @@ def cli() -> None:
     metavar="DIR",
     help="Write SSIM and error maps (PNG): the pair, or the --worst items.",
 )
+@click.option(
+    "--markdown-append",
+    "markdown_append",
+    default=None,
+    metavar="PATH",
+    help="Append the Markdown summary to PATH (e.g. $GITHUB_STEP_SUMMARY).",
+)
 @click.option("--html", "html_path", default=None, metavar="PATH", help="Write a self-contained HTML report.")
 @click.option(
     "--worst",
@@ -229,6 +274,13 @@ def cli() -> None:
 )
 @click.option(
     "--scheduler", default=None, metavar="ADDRESS", help="Run items on this Dask scheduler (tcp://host:8786)."
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Largest image or video frame decoded (width x height); 0: no limit.",
 )
 @click.option("--items", "show_items", is_flag=True, help="List every item in the summary table.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
@@ -250,19 +302,23 @@ def compare(
     group_by: str | None,
     weights_path: str | None,
     strict: bool,
+    sequences: str | None,
     no_frame_folders: bool,
     truncate_frames: bool,
     fail_under: tuple[str, ...],
     item_floor: tuple[str, ...],
     baseline_path: str | None,
     max_drop: tuple[str, ...],
+    allow_missing: bool,
     junit_path: str | None,
     markdown_path: str | None,
+    markdown_append: str | None,
     maps_dir: str | None,
     html_path: str | None,
     worst_n: int,
     jobs: int,
     scheduler: str | None,
+    max_pixels: int,
     show_items: bool,
     quiet: bool,
 ) -> None:
@@ -271,6 +327,62 @@ def compare(
     Folders pair their items by relative path without extension; see the README
     for the rules, the report schemas and the exit codes.
     """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    staging = Staging()
+    try:
+        _compare(staging, **{k: v for k, v in locals().items() if k != "staging"})
+    except (KeyboardInterrupt, Terminated) as exc:
+        staging.discard()
+        click.echo("Interrupted: no report written.", err=True)
+        sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
+    finally:
+        staging.discard()
+
+
+def _compare(
+    staging: Staging,
+    pred: Path,
+    gt: Path,
+    metric_names: str,
+    color: str,
+    crop_border: int,
+    ssim_kernel: str,
+    win_size: int | None,
+    sigma: float,
+    data_range: float | None,
+    alpha: str,
+    engine: str,
+    json_path: str | None,
+    csv_path: str | None,
+    frames_path: str | None,
+    group_by: str | None,
+    weights_path: str | None,
+    strict: bool,
+    sequences: str | None,
+    no_frame_folders: bool,
+    truncate_frames: bool,
+    fail_under: tuple[str, ...],
+    item_floor: tuple[str, ...],
+    baseline_path: str | None,
+    max_drop: tuple[str, ...],
+    allow_missing: bool,
+    junit_path: str | None,
+    markdown_path: str | None,
+    markdown_append: str | None,
+    maps_dir: str | None,
+    html_path: str | None,
+    worst_n: int,
+    jobs: int,
+    scheduler: str | None,
+    max_pixels: int,
+    show_items: bool,
+    quiet: bool,
+) -> None:
+    # --- everything that can be refused is refused here, before any file is decoded
+    if no_frame_folders and sequences not in (None, "never"):
+        raise click.UsageError(f"--no-frame-folders contradicts --sequences {sequences}")
+    policy = "never" if no_frame_folders else (sequences or "auto")
     options = _usage(
         lambda: Options(
             metrics=parse_metrics(metric_names),
@@ -289,56 +401,75 @@ def compare(
     drops = _usage(lambda: parse_max_drop(max_drop))
     if drops and baseline_path is None:
         raise click.UsageError("--max-drop needs --baseline")
-    baseline = _usage(lambda: load_report(baseline_path)) if baseline_path else None
-    outputs = [p for p in (json_path, csv_path, frames_path, junit_path, markdown_path) if p is not None]
-    if outputs.count("-") > 1:
-        raise click.UsageError("only one report can go to stdout ('-')")
+    if allow_missing and baseline_path is None:
+        raise click.UsageError("--allow-missing needs --baseline")
+    key_names: tuple[str, ...] = ("group",)
     if group_by is not None:
-        _usage(lambda: compile_group_by(group_by))
-    for path in (pred, gt):
-        if not path.exists():
-            raise InputFailure(f"{path}: no such file or directory")
-    if pred.is_dir() != gt.is_dir():
-        file_, dir_ = (gt, pred) if pred.is_dir() else (pred, gt)
-        raise click.UsageError(f"{dir_} is a folder but {file_} is a file; give two files or two folders")
-
-    batch_only = csv_path or frames_path or junit_path or markdown_path or html_path or thresholds or baseline
-    if not pred.is_dir() and is_image_path(pred) and is_image_path(gt) and not batch_only:
-        try:
-            result = compare_images(pred, gt, options=options, engine=engine)
-        except IqevalError as exc:
-            raise InputFailure(str(exc)) from exc
-        if json_path is not None:
-            write_output(json_path, dumps(pair_json(result, options.as_dict(), __version__)))
-        if json_path != "-" and not quiet:
-            click.echo(format_pair(result), nl=False)
-        if maps_dir is not None:
-            v = visual_of(read_image(pred), read_image(gt), options, str(pred), str(gt))
-            for path in write_maps(v, Path(maps_dir), safe_name(pred.stem)):
-                if not quiet:
-                    click.echo(f"wrote {path}", err=True)
-        return
-
+        key_names = tuple(_usage(lambda: compile_group_by(group_by)).groupindex)
+    clash = [k for k in key_names if k in FIXED_COLUMNS or k in METRICS]
+    if clash:
+        raise click.UsageError(f"--group-by names a key {clash[0]!r}, which is also a report column; rename the group")
+    _usage(lambda: check_gate_inputs(thresholds, drops, options.metrics, key_names))
+    report_paths = [
+        ("--json", json_path),
+        ("--csv", csv_path),
+        ("--frames-csv", frames_path),
+        ("--junit", junit_path),
+        ("--markdown", markdown_path),
+        ("--markdown-append", markdown_append),
+        ("--html", html_path),
+    ]
+    _usage(lambda: check_targets(report_paths, [("--maps", maps_dir)]))
+    if scheduler is not None:
+        _usage(lambda: check_scheduler_address(scheduler))
+    baseline = _usage(lambda: load_report(baseline_path)) if baseline_path else None
+    weights = _load_weights(weights_path)
+    if weights is not None:
+        _usage(lambda: check_weights(weights, key_names))
+    limit = max_pixels or None
     config = CompareConfig(
         pred=pred,
         gt=gt,
         options=options,
         engine=engine,
-        frame_folders=not no_frame_folders,
+        sequences=policy,
         truncate_frames=truncate_frames,
         group_by=group_by,
         jobs=jobs,
         scheduler=scheduler,
+        max_pixels=limit,
     )
-    if pred.is_dir():
-        pairing = find_pairs(pred, gt, frame_folders=config.frame_folders)
-    else:
-        pairing = Pairing(items=(Item(pred.stem, _source(pred), _source(gt)),), pred_only=(), gt_only=())
-    key_names = config.key_names()
-    weights = _load_weights(weights_path)
-    if weights is not None:
-        _usage(lambda: check_weights(weights, key_names))
+    if baseline is not None:
+        _usage(lambda: check_comparable(baseline, {"config": config.as_dict()}, f"baseline {baseline_path}"))
+        _usage(lambda: check_baseline_metrics(baseline, drops, f"baseline {baseline_path}"))
+    for path in (pred, gt):
+        if not path.exists():
+            raise InputFailure(f"{printable(str(path))}: no such file or directory")
+    if pred.is_dir() != gt.is_dir():
+        file_, dir_ = (gt, pred) if pred.is_dir() else (pred, gt)
+        raise click.UsageError(f"{dir_} is a folder but {file_} is a file; give two files or two folders")
 
+    batch_only = (
+        csv_path or frames_path or junit_path or markdown_path or markdown_append or html_path or thresholds or baseline
+    )
+    if not pred.is_dir() and is_image_path(pred) and is_image_path(gt) and not batch_only:
+        _single_pair(staging, pred, gt, options, engine, json_path, maps_dir, limit, quiet)
+        return
+
+    if pred.is_dir():
+        pairing = find_pairs(pred, gt, sequences=policy)
+    else:
+        p_src, g_src = _source(pred), _source(gt)
+        if p_src.kind != g_src.kind:
+            raise InputFailure(
+                f"cannot pair {printable(str(pred))} ({p_src.kind}) with {printable(str(gt))} ({g_src.kind})"
+            )
+        pairing = Pairing(items=(Item(pred.stem, p_src, g_src, decision=p_src.kind),), pred_only=(), gt_only=())
+    if weights is not None:
+        _usage(lambda: check_weight_coverage(weights, [item_keys(i.id, group_by) or {} for i in pairing.items]))
+
+    for note in pairing.notes:
+        _warn(note, quiet)
     if pairing.pred_only or pairing.gt_only:
         parts = []
         if pairing.pred_only:
@@ -346,20 +477,16 @@ def compare(
         if pairing.gt_only:
             parts.append(f"{len(pairing.gt_only)} only in {gt} (first: {pairing.gt_only[0]})")
         _warn("unmatched files: " + "; ".join(parts), quiet)
-    folders = sum(1 for i in pairing.items if "frames" in {getattr(i.pred, "kind", ""), getattr(i.gt, "kind", "")})
-    if folders and not quiet:
+    if (pairing.sequence_folders or pairing.rejected_folders) and not quiet:
         click.echo(
-            f"Note: {folders} folders of numbered images scored as frame sequences (--no-frame-folders: each image)",
+            f"Note: {_count(pairing.sequence_folders, 'folder')} of numbered images scored as frame sequences, "
+            f"{pairing.rejected_folders} as separate images (--sequences {policy}; each item's read_as says why)",
             err=True,
         )
     if not pairing.items:
-        raise InputFailure(f"no pairs found between {pred} and {gt}")
+        raise InputFailure(f"no pairs found between {printable(str(pred))} and {printable(str(gt))}")
 
-    try:
-        results = _usage(lambda: list(_progress(evaluate(config, pairing.items), len(pairing.items), quiet)))
-    except KeyboardInterrupt:
-        click.echo("Interrupted: no report written.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    results = _usage(lambda: list(_progress(evaluate(config, pairing.items), len(pairing.items), quiet)))
     summary = _usage(lambda: summarize_run(results, options.metrics, key_names, weights))
 
     for r in results:
@@ -375,41 +502,60 @@ def compare(
     doc = batch_json(results, summary, pairing, config.as_dict(), __version__)
     checks: list[Check] = check_thresholds(doc, thresholds)
     if baseline is not None:
-        _usage(lambda: check_comparable(baseline, doc, f"baseline {baseline_path}"))
         checks += baseline_checks(compare_reports(baseline, doc), drops or {})
-    if json_path is not None:
-        write_output(json_path, dumps(doc))
-    if junit_path is not None:
-        write_output(junit_path, junit_xml(doc, checks))
-    if markdown_path is not None:
-        write_output(markdown_path, markdown_summary(doc, checks))
-    if maps_dir is not None or html_path is not None:
-        visuals = _visuals(results, options, worst_n, quiet)
-        if maps_dir is not None:
-            for r, v in visuals:
-                list(write_maps(v, Path(maps_dir), safe_name(r.id)))
-        if html_path is not None:
-            write_output(html_path, html_report(doc, checks, [(item_dict(r, frames=False), v) for r, v in visuals]))
-    if csv_path is not None:
-        write_output(csv_path, items_csv(results, options.metrics, key_names))
-    if frames_path is not None:
-        write_output(frames_path, frames_csv(results, options.metrics))
+        items_now = presence(baseline, doc)
+        if not allow_missing:
+            checks.append(presence_check(items_now))
+        if items_now.shared == 0:
+            _warn(f"this run and baseline {baseline_path} share no scored item", quiet)
+
+    try:
+        if json_path is not None:
+            staging.add("--json", json_path, dumps(doc))
+        if junit_path is not None:
+            staging.add("--junit", junit_path, junit_xml(doc, checks))
+        markdown = markdown_summary(doc, checks) if markdown_path or markdown_append else ""
+        if markdown_path is not None:
+            staging.add("--markdown", markdown_path, markdown)
+        if markdown_append is not None:
+            staging.add("--markdown-append", markdown_append, markdown, append=True)
+        if maps_dir is not None or html_path is not None:
+            visuals = _visuals(results, options, worst_n, quiet, limit)
+            if maps_dir is not None:
+                names = map_names([r.id for r, _ in visuals])
+                for (_, v), name in zip(visuals, names, strict=True):
+                    list(write_maps(v, Path(maps_dir), name))
+            if html_path is not None:
+                staging.add(
+                    "--html", html_path, html_report(doc, checks, [(item_dict(r, frames=False), v) for r, v in visuals])
+                )
+        if csv_path is not None:
+            staging.add("--csv", csv_path, items_csv(results, options.metrics, key_names))
+        if frames_path is not None:
+            staging.add("--frames-csv", frames_path, frames_csv(results, options.metrics))
+        staging.commit(lambda text: click.echo(text, nl=False))
+    except (OutputError, OSError) as exc:
+        staging.discard()
+        raise OutputFailure(f"{printable(str(exc))}; no report was replaced") from exc
+
+    outputs = [p for _, p in report_paths if p is not None]
     if "-" not in outputs and not quiet:
         click.echo(format_summary(results, summary, pairing, show_items=show_items), nl=False)
     for r in results:
         if not r.ok:
-            click.echo(f"Error: {r.id}: {r.error}", err=True)
+            click.echo(f"Error: {printable(r.id)}: {printable(str(r.error))}", err=True)
     for c in checks:
         if not c.passed:
-            click.echo(f"Gate failed: {c.message}", err=True)
+            click.echo(f"Gate failed: {printable(c.message)}", err=True)
     if checks and all(c.passed for c in checks) and not quiet:
-        click.echo(f"Gate passed: {len(checks)} conditions", err=True)
+        click.echo(f"Gate passed: {_count(len(checks), 'condition')}", err=True)
 
     if summary.n_failed:
         sys.exit(EXIT_ITEMS_FAILED)
-    if strict and (pairing.pred_only or pairing.gt_only):
+    if strict and (pairing.pred_only or pairing.gt_only or pairing.notes):
         click.echo(
-            f"Error: --strict: {len(pairing.pred_only)} pred-only and {len(pairing.gt_only)} gt-only files",
+            f"Error: --strict: {len(pairing.pred_only)} pred-only and {len(pairing.gt_only)} gt-only files"
+            + (f", {len(pairing.notes)} folders not read" if pairing.notes else ""),
             err=True,
         )
         sys.exit(EXIT_UNMATCHED)
@@ -417,31 +563,87 @@ def compare(
         sys.exit(EXIT_GATE)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _single_pair(
+    staging: Staging,
+    pred: Path,
+    gt: Path,
+    options: Options,
+    engine: str,
+    json_path: str | None,
+    maps_dir: str | None,
+    max_pixels: int | None,
+    quiet: bool,
+) -> None:
+    try:
+        result = compare_images(pred, gt, options=options, engine=engine, max_pixels=max_pixels)
+    except IqevalError as exc:
+        raise InputFailure(printable(str(exc))) from exc
+    try:
+        if json_path is not None:
+            staging.add("--json", json_path, dumps(pair_json(result, options.as_dict(), __version__)))
+        staging.commit(lambda text: click.echo(text, nl=False))
+    except (OutputError, OSError) as exc:
+        staging.discard()
+        raise OutputFailure(f"{printable(str(exc))}; no report was replaced") from exc
+    if json_path != "-" and not quiet:
+        click.echo(format_pair(result), nl=False)
+    if maps_dir is not None:
+        try:
+            v = visual_of(
+                read_image(pred, max_pixels=max_pixels),
+                read_image(gt, max_pixels=max_pixels),
+                options,
+                str(pred),
+                str(gt),
+            )
+            paths = list(write_maps(v, Path(maps_dir), map_names([pred.stem])[0]))
+        except OSError as exc:
+            raise OutputFailure(f"--maps {maps_dir}: cannot write ({exc.strerror or exc})") from exc
+        for path in paths:
+            if not quiet:
+                click.echo(f"wrote {printable(str(path))}", err=True)
+
+
 @cli.command()
 @click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--max-drop", multiple=True, metavar="METRIC=VALUE", help="Largest allowed drop; more fails with exit 4.")
+@click.option("--allow-missing", is_flag=True, help="Items of OLD missing or failed in NEW do not fail (exit 4).")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Item drops to list.")
-def diff(old: Path, new: Path, max_drop: tuple[str, ...], limit: int) -> None:
+def diff(old: Path, new: Path, max_drop: tuple[str, ...], allow_missing: bool, limit: int) -> None:
     """Compare two --json reports (OLD is the baseline) without recomputing."""
     drops = _usage(lambda: parse_max_drop(max_drop))
     old_doc = _usage(lambda: load_report(old))
     new_doc = _usage(lambda: load_report(new))
     _usage(lambda: check_comparable(old_doc, new_doc, str(old)))
+    _usage(lambda: check_baseline_metrics(old_doc, drops, str(old)))
+    _usage(lambda: check_baseline_metrics(new_doc, drops, str(new)))
     changes = compare_reports(old_doc, new_doc)
-    click.echo(format_changes(changes, drops, limit), nl=False)
-    failed = [c for c in baseline_checks(changes, drops) if not c.passed]
+    items = presence(old_doc, new_doc)
+    if items.shared == 0:
+        click.echo(f"Warning: {printable(str(old))} and {printable(str(new))} share no scored item", err=True)
+    click.echo(format_changes(changes, drops, limit, items), nl=False)
+    checks = baseline_checks(changes, drops)
+    if not allow_missing:
+        checks.append(presence_check(items))
+    failed = [c for c in checks if not c.passed]
     for c in failed:
-        click.echo(f"Gate failed: {c.message}", err=True)
+        click.echo(f"Gate failed: {printable(c.message)}", err=True)
     if failed:
         sys.exit(EXIT_GATE)
 
 
-def _visuals(results: list[ItemResult], options: Options, n: int, quiet: bool) -> list[tuple[ItemResult, Visual]]:
+def _visuals(
+    results: list[ItemResult], options: Options, n: int, quiet: bool, max_pixels: int | None
+) -> list[tuple[ItemResult, Visual]]:
     out = []
     for r in worst(results, n):
         try:
-            out.append((r, visual(r, options)))
+            out.append((r, visual(r, options, max_pixels)))
         except (IqevalError, OSError, IndexError) as exc:
             _warn(f"{r.id}: no maps: {exc}", quiet)
     return out

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from . import metrics
-from .io import read_image
+from .io import DEFAULT_MAX_PIXELS, load_image
 from .prepare import Options, PairInfo, Prepared, prepare
 
 ENGINES = ("fast", "skimage")
@@ -74,10 +74,11 @@ def score_arrays(
     return score_prepared(prep, options, engine), prep.info
 
 
-def _load(image: Any, default_name: str) -> tuple[np.ndarray, str]:
+def _load(image: Any, default_name: str, max_pixels: int | None) -> tuple[np.ndarray, str, str | None]:
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image), os.fspath(image)
-    return np.asarray(image), default_name
+        decoded = load_image(image, max_pixels=max_pixels)
+        return decoded.array, os.fspath(image), decoded.note
+    return np.asarray(image), default_name, None
 
 
 def compare_images(
@@ -86,6 +87,7 @@ def compare_images(
     *,
     options: Options | None = None,
     engine: str = "fast",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     **kwargs: Any,
 ) -> PairResult:
     """Score one prediction against its ground truth.
@@ -101,6 +103,8 @@ def compare_images(
     engine : {"fast", "skimage"}
         ``"skimage"`` calls :mod:`skimage.metrics` directly; ``"fast"`` gives the
         same numbers (to 1e-6) with less time and memory.
+    max_pixels : int or None
+        The largest image decoded from a file (see :data:`iqeval.io.DEFAULT_MAX_PIXELS`).
 
     Returns
     -------
@@ -121,7 +125,10 @@ def compare_images(
         raise TypeError("pass either options or keyword options, not both")
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    p, pred_name = _load(pred, "pred")
-    g, gt_name = _load(gt, "gt")
+    p, pred_name, p_note = _load(pred, "pred", max_pixels)
+    g, gt_name, g_note = _load(gt, "gt", max_pixels)
     scores, info = score_arrays(p, g, options, pred_name, gt_name, engine)
+    notes = tuple(n for n in (p_note, g_note) if n)
+    if notes:
+        info = replace(info, conversions=notes)
     return PairResult(pred=pred_name, gt=gt_name, scores=scores, info=info)

@@ -5,23 +5,31 @@ folder of numbered frames. Items pair by their path relative to the root,
 without the extension, so ``pred/a/x.png`` pairs with ``gt/a/x.jpg`` and
 ``pred/clips/walk.mp4`` with the frame folder ``gt/clips/walk/``.
 
-Frame-folder rule (``frame_folders=True``): a folder below the root that has no
-sub-folders and at least two images, whose image names are all
+Sequence rule (``sequences="auto"``, conservative): a folder below the root
+with no sub-folders and at least two images, all named
 ``<prefix><number>.<ext>`` with one shared prefix and extension and distinct
-numbers, is one sequence item; its frames are ordered by number.
+numbers, is a *candidate*. It is one sequence item when all its frames have
+one size and either its numbers are contiguous (``1, 2, 3`` or ``0000, 0001``)
+or the other side has a video of the same stem. When both sides hold the
+folder, both must qualify. Otherwise its images are scored one by one, and
+each item says why (``Item.decision``). ``"always"`` takes every candidate
+(the 0.1 rule), ``"never"`` none.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from .errors import ConfigError
+from .io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, image_size
 
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
+
+SEQUENCE_POLICIES = ("auto", "never", "always")
 
 
 @dataclass(frozen=True)
@@ -39,12 +47,17 @@ class Source:
 
 @dataclass(frozen=True)
 class Item:
-    """A pred/gt pair to score, or the reason it cannot be paired."""
+    """A pred/gt pair to score, or the reason it cannot be paired.
+
+    ``decision`` says how the item was read, and for folders of numbered
+    images why they were (or were not) taken as one sequence.
+    """
 
     id: str
     pred: Source | None
     gt: Source | None
     error: str | None = None
+    decision: str = ""
 
     @property
     def kind(self) -> str:
@@ -61,12 +74,28 @@ class Pairing:
     gt_only: tuple[str, ...]
     ignored: int = 0
     ambiguous: tuple[str, ...] = field(default=())
+    sequence_folders: int = 0
+    rejected_folders: int = 0
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A folder whose image names are all numbered: maybe one sequence."""
+
+    path: Path
+    frames: tuple[Path, ...]  # in number order
+    numbers: tuple[int, ...]
+    images: tuple[tuple[str, Path], ...]  # (stem, path) of each image, for scoring one by one
+    others: int  # files in the folder that are not its frames
 
 
 @dataclass
 class _Side:
-    sources: dict[str, list[Source]]
-    ignored: int
+    sources: dict[str, list[Source]] = field(default_factory=dict)
+    candidates: dict[str, _Candidate] = field(default_factory=dict)
+    ignored: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def natural_key(name: str) -> list[object]:
@@ -74,8 +103,13 @@ def natural_key(name: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def _frame_folder(files: list[str]) -> list[str] | None:
-    """The image files of a folder in frame order if they look like numbered frames."""
+def total_key(name: str) -> tuple[list[object], str]:
+    """Natural order, with the exact name as tie-break: a total order (``A.png`` and ``a.png`` never tie)."""
+    return natural_key(name), name
+
+
+def numbered_frames(files: list[str]) -> list[tuple[int, str]] | None:
+    """The (number, name) of a folder's images in number order, if all are ``<prefix><number>.<ext>``."""
     images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
     if len(images) < 2:
         return None
@@ -90,33 +124,76 @@ def _frame_folder(files: list[str]) -> list[str] | None:
         numbered[int(m["number"])] = name
     if len(prefixes) != 1 or len(exts) != 1 or len(numbered) != len(images):
         return None
-    return [numbered[n] for n in sorted(numbered)]
+    return sorted(numbered.items())
 
 
-def _walk(root: Path, frame_folders: bool) -> _Side:
-    sources: dict[str, list[Source]] = {}
-    ignored = 0
+def _tree(root: Path, notes: list[str]) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """Walk ``root`` like ``os.walk(followlinks=True)``, without recursion and without loops.
+
+    Iterative, so a tree thousands of levels deep cannot exhaust the stack;
+    each folder is visited once (symlink loops, two links to one folder); a
+    link to a folder that contains the tree (a link to ``/``, to the root or
+    to a parent) is not followed; unreadable folders are noted, never
+    skipped in silence. Hidden entries are skipped. Names come sorted.
+    """
+    real_root = os.path.realpath(root)
     seen: set[tuple[int, int]] = set()
-
-    def add(stem: str, source: Source) -> None:
-        sources.setdefault(stem, []).append(source)
-
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:  # a symlink loop or a second link to a folder
-            dirnames[:] = []
+    stack = [root]
+    while stack:
+        here = stack.pop()
+        try:
+            st = os.stat(here)
+            entries = list(os.scandir(here))
+        except OSError as exc:
+            notes.append(f"cannot read folder {here}: {exc.strerror or exc}")
+            continue
+        if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files = sorted(f for f in filenames if not f.startswith("."))
-        here = Path(dirpath)
-        rel_dir = here.relative_to(root)
-        if frame_folders and not dirnames and rel_dir != Path("."):
-            frames = _frame_folder(files)
-            if frames is not None:
-                add(rel_dir.as_posix(), Source(here, "frames", tuple(here / f for f in frames)))
-                ignored += len(files) - len(frames)
+        dirs, files = [], []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                files.append(entry.name)
+                continue
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if real_root == target or real_root.startswith(target.rstrip(os.sep) + os.sep):
+                    notes.append(f"not following link {entry.path} -> {target}: it contains the tree itself")
+                    continue
+            dirs.append(entry.name)
+        dirs.sort()
+        files.sort()
+        yield here, dirs, files
+        stack.extend(here / d for d in reversed(dirs))
+
+
+def _walk(root: Path, sequences: str) -> _Side:
+    side = _Side()
+
+    def add(stem: str, source: Source) -> None:
+        side.sources.setdefault(stem, []).append(source)
+
+    for here, dirnames, files in _tree(root, side.notes):
+        rel_dir = here.relative_to(root)
+        numbered = None
+        if sequences != "never" and not dirnames and rel_dir != Path("."):
+            numbered = numbered_frames(files)
+        if numbered is not None:
+            side.candidates[rel_dir.as_posix()] = _Candidate(
+                path=here,
+                frames=tuple(here / name for _, name in numbered),
+                numbers=tuple(n for n, _ in numbered),
+                images=tuple(((rel_dir / Path(name).stem).as_posix(), here / name) for _, name in numbered),
+                others=len(files) - len(numbered),
+            )
+            side.ignored += len(files) - len(numbered)
+            continue
         for name in files:
             ext = Path(name).suffix.lower()
             stem = (rel_dir / Path(name).stem).as_posix()
@@ -125,8 +202,69 @@ def _walk(root: Path, frame_folders: bool) -> _Side:
             elif ext in VIDEO_EXTENSIONS:
                 add(stem, Source(here / name, "video"))
             else:
-                ignored += 1
-    return _Side(sources, ignored)
+                side.ignored += 1
+    return side
+
+
+def _qualifies(c: _Candidate, other_has_video: bool) -> tuple[bool, str]:
+    """Whether a candidate folder is one sequence under the auto rule, and why."""
+    sizes = {image_size(f) for f in c.frames}
+    if None in sizes:
+        return False, "a frame's size cannot be read"
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for w, h in sorted(s for s in sizes if s is not None)[:3])
+        return False, f"its images differ in size ({shown})"
+    ((w, h),) = sizes  # type: ignore[misc]
+    n = len(c.frames)
+    contiguous = c.numbers[-1] - c.numbers[0] == n - 1
+    if contiguous:
+        return True, f"{n} frames numbered {c.numbers[0]}-{c.numbers[-1]} without gaps, all {w}x{h}"
+    if other_has_video:
+        return True, f"{n} frames, all {w}x{h}, paired with a video of the same name"
+    gaps = [b - a for a, b in zip(c.numbers, c.numbers[1:], strict=False) if b - a != 1]
+    return False, f"its numbers are not contiguous (steps of {gaps[0]} after {c.numbers[0]})"
+
+
+def _resolve(pred: _Side, gt: _Side, sequences: str) -> tuple[dict[str, str], int, int]:
+    """Turn candidate folders into sequence sources or single images, jointly for both sides.
+
+    Returns a decision per affected stem and the counts of folders taken and refused.
+    """
+    decisions: dict[str, str] = {}
+    taken = refused = 0
+    for stem in sorted(set(pred.candidates) | set(gt.candidates), key=total_key):
+        sides = [(pred, gt), (gt, pred)]
+        verdicts = []
+        for mine, other in sides:
+            c = mine.candidates.get(stem)
+            if c is None:
+                continue
+            other_video = any(s.kind == "video" for s in other.sources.get(stem, []))
+            other_images = stem in other.sources and not other_video
+            if sequences == "always":
+                verdicts.append((True, f"{len(c.frames)} numbered frames (--sequences always)"))
+            elif other_images:
+                verdicts.append((False, "the other side has a file of the same name, not a folder"))
+            else:
+                verdicts.append(_qualifies(c, other_video))
+        ok = all(v for v, _ in verdicts)
+        reason = next((r for v, r in verdicts if not v), verdicts[0][1])
+        for mine, _other in sides:
+            c = mine.candidates.pop(stem, None)
+            if c is None:
+                continue
+            if ok:
+                mine.sources.setdefault(stem, []).append(Source(c.path, "frames", c.frames))
+            else:
+                for image_stem, path in c.images:
+                    mine.sources.setdefault(image_stem, []).append(Source(path, "image"))
+                    decisions[image_stem] = f"image; folder {stem}/ is not a sequence: {reason}"
+        if ok:
+            taken += 1
+            decisions[stem] = f"frame folder: {reason}"
+        else:
+            refused += 1
+    return decisions, taken, refused
 
 
 def _describe(sources: Iterable[Source]) -> str:
@@ -134,27 +272,39 @@ def _describe(sources: Iterable[Source]) -> str:
 
 
 def _one_sided(side: _Side, other: _Side, root: Path) -> list[str]:
-    """Relative paths of the sources on ``side`` whose stem ``other`` lacks, naturally sorted."""
+    """Relative paths of the sources on ``side`` whose stem ``other`` lacks, in a total order."""
     paths = (str(s.path.relative_to(root)) for k in set(side.sources) - set(other.sources) for s in side.sources[k])
-    return sorted(paths, key=natural_key)
+    return sorted(paths, key=total_key)
+
+
+def _default_decision(pred: Source, gt: Source) -> str:
+    kinds = {"image": "image", "video": "video", "frames": "frame folder"}
+    a, b = kinds[pred.kind], kinds[gt.kind]
+    return a if a == b else f"{a} against {b}"
 
 
 def find_pairs(
-    pred_root: str | os.PathLike[str], gt_root: str | os.PathLike[str], *, frame_folders: bool = True
+    pred_root: str | os.PathLike[str], gt_root: str | os.PathLike[str], *, sequences: str = "auto"
 ) -> Pairing:
     """Pair the items of two trees by relative path without extension.
 
     Hidden files and folders are skipped, non-image files are counted and
-    ignored, symlinks are followed without looping. A stem with two candidates
-    on one side becomes an item with an error that names both.
+    ignored, symlinks are followed without looping, unreadable folders are
+    noted. A stem with two candidates on one side becomes an item with an error
+    that names both. ``sequences`` is the folder rule (see the module text).
     """
-    pred_side = _walk(Path(pred_root), frame_folders)
-    gt_side = _walk(Path(gt_root), frame_folders)
+    if sequences not in SEQUENCE_POLICIES:
+        raise ConfigError(f"sequences={sequences!r} is not one of {', '.join(SEQUENCE_POLICIES)}")
+    pred_side = _walk(Path(pred_root), sequences)
+    gt_side = _walk(Path(gt_root), sequences)
+    decisions, taken, refused = _resolve(pred_side, gt_side, sequences)
     items: list[Item] = []
     ambiguous: list[str] = []
-    stems = sorted(set(pred_side.sources) & set(gt_side.sources), key=natural_key)
+    stems = sorted(set(pred_side.sources) & set(gt_side.sources), key=total_key)
     for stem in stems:
         p, g = pred_side.sources[stem], gt_side.sources[stem]
+        p.sort(key=lambda s: total_key(str(s.path)))
+        g.sort(key=lambda s: total_key(str(s.path)))
         error = None
         for cands in (p, g):
             if len(cands) > 1:
@@ -163,7 +313,7 @@ def find_pairs(
                 break
         if error is None and (p[0].kind == "image") != (g[0].kind == "image"):
             error = f"cannot pair {_describe(p[:1])} ({p[0].kind}) with {_describe(g[:1])} ({g[0].kind})"
-        items.append(Item(stem, p[0], g[0], error))
+        items.append(Item(stem, p[0], g[0], error, decisions.get(stem) or _default_decision(p[0], g[0])))
     pred_only = _one_sided(pred_side, gt_side, Path(pred_root))
     gt_only = _one_sided(gt_side, pred_side, Path(gt_root))
     return Pairing(
@@ -172,4 +322,7 @@ def find_pairs(
         gt_only=tuple(gt_only),
         ignored=pred_side.ignored + gt_side.ignored,
         ambiguous=tuple(ambiguous),
+        sequence_folders=taken,
+        rejected_folders=refused,
+        notes=tuple(pred_side.notes + gt_side.notes),
     )

@@ -49,3 +49,7 @@ class ConfigError(IqevalError):
 
 class BaselineError(IqevalError):
     """A baseline report cannot be compared with this run."""
+
+
+class OutputError(IqevalError):
+    """A report or map cannot be written where it was asked for."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from .core import score_arrays
 from .discovery import Item, Source, find_pairs
 from .errors import ConfigError, IqevalError, SequenceError
-from .io import iter_frames, read_image
+from .io import DEFAULT_MAX_PIXELS, Decoded, iter_frames, load_image
 from .parallel import choose_mapper
 from .prepare import Options, PairInfo
 
@@ -30,11 +30,12 @@ class CompareConfig:
     gt: Path
     options: Options = field(default_factory=Options)
     engine: str = "fast"
-    frame_folders: bool = True
+    sequences: str = "auto"
     truncate_frames: bool = False
     group_by: str | None = None
     jobs: int = 0  # 0: all CPUs
     scheduler: str | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def key_names(self) -> tuple[str, ...]:
         """The keys every item gets."""
@@ -47,7 +48,7 @@ class CompareConfig:
         return {
             **self.options.as_dict(),
             "engine": self.engine,
-            "frame_folders": self.frame_folders,
+            "sequences": self.sequences,
             "truncate_frames": self.truncate_frames,
             "group_by": self.group_by,
         }
@@ -74,6 +75,9 @@ class ItemResult:
     error: str | None = None
     info: PairInfo | None = None
     warnings: tuple[str, ...] = ()
+    decision: str = ""
+    pred_source: Source | None = None
+    gt_source: Source | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,12 +110,23 @@ def item_keys(item_id: str, group_by: str | None) -> dict[str, str] | None:
     return {k: (v if v is not None else "") for k, v in m.groupdict().items()}
 
 
-def _frames_of(source: Source) -> Iterator[np.ndarray]:
+def frames_of(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
+    """Stream the decoded frames of a source (one for a still image)."""
     if source.kind == "video":
-        return iter_frames(source.path)
+        return (Decoded(f) for f in iter_frames(source.path, max_pixels=max_pixels))
     if source.kind == "frames":
-        return (read_image(p) for p in source.frames)
-    return iter([read_image(source.path)])
+        return (load_image(p, max_pixels=max_pixels) for p in source.frames)
+    return iter([load_image(source.path, max_pixels=max_pixels)])
+
+
+def frame_of(source: Source, index: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """One decoded frame of a source (the image itself for a still image)."""
+    if source.kind == "frames":
+        return load_image(source.frames[index], max_pixels=max_pixels).array
+    for i, frame in enumerate(frames_of(source, max_pixels)):
+        if i == index:
+            return frame.array
+    raise SequenceError(f"{source.path}: has no frame {index}")
 
 
 def _frame_name(source: Source, index: int) -> str:
@@ -121,12 +136,18 @@ def _frame_name(source: Source, index: int) -> str:
 
 
 def score_sequence(
-    pred: Source, gt: Source, options: Options, engine: str, truncate: bool
+    pred: Source,
+    gt: Source,
+    options: Options,
+    engine: str,
+    truncate: bool,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, PairInfo, tuple[str, ...]]:
     """Score two sequences frame by frame, streaming both; returns (scores, info, warnings)."""
     rows: list[list[float]] = []
     info: PairInfo | None = None
-    pred_frames, gt_frames = _frames_of(pred), _frames_of(gt)
+    notes: set[str] = set()
+    pred_frames, gt_frames = frames_of(pred, max_pixels), frames_of(gt, max_pixels)
     index = 0
     warnings: tuple[str, ...] = ()
     while True:
@@ -142,56 +163,87 @@ def score_sequence(
                 raise SequenceError(message)
             warnings = (f"{message}; scored the first {index}",)
             break
-        scores, frame_info = score_arrays(p, g, options, _frame_name(pred, index), _frame_name(gt, index), engine)
+        scores, frame_info = score_arrays(
+            p.array, g.array, options, _frame_name(pred, index), _frame_name(gt, index), engine
+        )
         info = info or frame_info
+        notes.update(n for n in (p.note, g.note) if n)
         rows.append([scores[m] for m in options.metrics])
         index += 1
     if info is None:
         raise SequenceError(f"no frames to score in {pred.path} and {gt.path}")
+    if notes:
+        info = replace(info, conversions=tuple(sorted(notes)))
     return np.asarray(rows, dtype=np.float64), info, warnings
 
 
+def item_result(
+    item: Item,
+    options: Options,
+    group_by: str | None,
+    scores: Mapping[str, float],
+    frames: np.ndarray | None = None,
+    error: str | None = None,
+    info: PairInfo | None = None,
+    warnings: tuple[str, ...] = (),
+) -> ItemResult:
+    """An :class:`ItemResult` for ``item``: its scores, or the error that stopped it."""
+    return ItemResult(
+        id=item.id,
+        pred=str(item.pred.path) if item.pred else "",
+        gt=str(item.gt.path) if item.gt else "",
+        kind=item.kind,
+        keys=item_keys(item.id, group_by) or {},
+        metrics=options.metrics,
+        scores=scores,
+        frame_scores=np.empty((0, len(options.metrics))) if frames is None else frames,
+        status="ok" if error is None else "error",
+        error=error,
+        info=info,
+        warnings=warnings,
+        decision=item.decision,
+        pred_source=item.pred,
+        gt_source=item.gt,
+    )
+
+
 def evaluate_item(
-    item: Item, options: Options, engine: str = "fast", truncate: bool = False, group_by: str | None = None
+    item: Item,
+    options: Options,
+    engine: str = "fast",
+    truncate: bool = False,
+    group_by: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> ItemResult:
     """Score one item; bad input becomes an error result, never an exception."""
     pred = str(item.pred.path) if item.pred else ""
     gt = str(item.gt.path) if item.gt else ""
-    empty = np.empty((0, len(options.metrics)))
 
     def result(
         scores: Mapping[str, float],
-        frames: np.ndarray = empty,
+        frames: np.ndarray | None = None,
         error: str | None = None,
         info: PairInfo | None = None,
         warnings: tuple[str, ...] = (),
     ) -> ItemResult:
-        return ItemResult(
-            id=item.id,
-            pred=pred,
-            gt=gt,
-            kind=item.kind,
-            keys=item_keys(item.id, group_by) or {},
-            metrics=options.metrics,
-            scores=scores,
-            frame_scores=frames,
-            status="ok" if error is None else "error",
-            error=error,
-            info=info,
-            warnings=warnings,
-        )
+        return item_result(item, options, group_by, scores, frames, error, info, warnings)
 
     if item.error is not None or item.pred is None or item.gt is None:
         return result({}, error=item.error or "unpaired")
     try:
         if item.kind == "image":
-            scores, info = score_arrays(read_image(item.pred.path), read_image(item.gt.path), options, pred, gt, engine)
-            return result(scores, info=info)
-        frames, info, warnings = score_sequence(item.pred, item.gt, options, engine, truncate)
+            p = load_image(item.pred.path, max_pixels=max_pixels)
+            g = load_image(item.gt.path, max_pixels=max_pixels)
+            scores, info = score_arrays(p.array, g.array, options, pred, gt, engine)
+            notes = tuple(n for n in (p.note, g.note) if n)
+            return result(scores, info=replace(info, conversions=notes) if notes else info)
+        frames, info, warnings = score_sequence(item.pred, item.gt, options, engine, truncate, max_pixels)
     except IqevalError as exc:
         return result({}, error=str(exc))
     except MemoryError:
         return result({}, error=f"{pred}: out of memory")
+    except Exception as exc:  # a bug or an unforeseen decoder failure must not lose the other items
+        return result({}, error=f"unexpected error ({type(exc).__name__}: {exc})")
     # the mean of the per-frame values; one infinite frame (a perfect PSNR) makes it infinite
     means = {m: float(np.mean(frames[:, i])) for i, m in enumerate(options.metrics)}
     return result(means, frames, info=info, warnings=warnings)
@@ -210,11 +262,11 @@ def evaluate(
     ``config.scheduler`` (see :mod:`iqeval.parallel`).
     """
     if items is None:
-        items = find_pairs(config.pred, config.gt, frame_folders=config.frame_folders).items
+        items = find_pairs(config.pred, config.gt, sequences=config.sequences).items
     items = list(items)
+    work = _ItemScorer(config.options, config.engine, config.truncate_frames, config.group_by, config.max_pixels)
     if mapper is None:
-        mapper = choose_mapper(config.jobs, config.scheduler, len(items))
-    work = _ItemScorer(config.options, config.engine, config.truncate_frames, config.group_by)
+        mapper = choose_mapper(config.jobs, config.scheduler, len(items), work.crashed)
     yield from mapper(work, items)
 
 
@@ -226,6 +278,11 @@ class _ItemScorer:
     engine: str
     truncate: bool
     group_by: str | None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __call__(self, item: Item) -> ItemResult:
-        return evaluate_item(item, self.options, self.engine, self.truncate, self.group_by)
+        return evaluate_item(item, self.options, self.engine, self.truncate, self.group_by, self.max_pixels)
+
+    def crashed(self, item: Item, reason: str) -> ItemResult:
+        """The result of an item whose worker process died."""
+        return item_result(item, self.options, self.group_by, {}, error=f"{item.id}: {reason}")

@@ -48,14 +48,16 @@ def sum_squared_error(pred: np.ndarray, gt: np.ndarray, pred_scale: float, gt_sc
         for r0 in range(0, pred.shape[0], rows):
             diff = pred[r0 : r0 + rows].astype(wide) - gt[r0 : r0 + rows].astype(wide)
             flat = diff.astype(np.int64).ravel()
-            total += int(np.dot(flat, flat))
+            total += int(np.dot(flat, flat))  # integer dot: exact, no BLAS
         return float(total)
     acc = 0.0
     for r0 in range(0, pred.shape[0], rows):
         d = _to_float(pred[r0 : r0 + rows], pred_scale)
         d -= _to_float(gt[r0 : r0 + rows], gt_scale)
-        flat = d.ravel()
-        acc += float(np.dot(flat, flat))
+        # not np.dot: BLAS's threaded ddot changes the last digits with the thread
+        # count; numpy's pairwise sum gives the same bits on every machine
+        np.square(d, out=d)
+        acc += float(d.sum(dtype=np.float64))
     return acc
 
 
@@ -121,7 +123,30 @@ def _planar_band(a: np.ndarray, rows: slice, cols: slice, scale: float) -> np.nd
     return x
 
 
-def _mean_ssim_uniform_int(pred: np.ndarray, gt: np.ndarray, win: int, data_range: float) -> float:
+_INT32_MAX = np.iinfo(np.int32).max
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def integer_accumulator(max_value: int, win: int) -> type[np.signedinteger] | None:
+    """The narrowest integer type that holds every intermediate of the integer SSIM path.
+
+    The largest intermediate is ``N Sxx - Sx^2 + N Syy - Sy^2`` before the
+    subtraction, at most ``2 N^2 v^2`` for window size ``N = win^2`` and
+    largest sample value ``v``. ``None`` when not even int64 holds it (then the
+    float path is used).
+    """
+    n = win * win
+    bound = 2 * n * n * max_value * max_value
+    if bound <= _INT32_MAX:
+        return np.int32
+    if bound <= _INT64_MAX:
+        return np.int64
+    return None
+
+
+def _mean_ssim_uniform_int(
+    pred: np.ndarray, gt: np.ndarray, win: int, data_range: float, wide: type[np.signedinteger]
+) -> float:
     """Uniform-window SSIM of unsigned-integer images from exact integer window sums.
 
     With Sx, Sy, Sxx, Syy, Sxy the window sums (exact in int32 for 8-bit data,
@@ -132,12 +157,12 @@ def _mean_ssim_uniform_int(pred: np.ndarray, gt: np.ndarray, win: int, data_rang
         / ((Sx^2 + Sy^2 + C1 N^2) (c (N Sxx - Sx^2 + N Syy - Sy^2) + C2 N^2))
 
     with c = N / (N - 1). Every term before the last few float operations is an
-    exact integer, so the only rounding is in those, where skimage rounds too.
+    exact integer (``wide`` comes from :func:`integer_accumulator`), so the only
+    rounding is in those, where skimage rounds too.
     """
     n = win * win
     height, width = pred.shape[:2]
     channels = 1 if pred.ndim == 2 else pred.shape[2]
-    wide = np.int32 if max(pred.dtype.itemsize, gt.dtype.itemsize) == 1 else np.int64
     cn = n / (n - 1)
     c1n = (0.01 * data_range) ** 2 * n * n
     c2n = (0.03 * data_range) ** 2 * n * n
@@ -221,7 +246,10 @@ def mean_ssim(
     pad = (win - 1) // 2
     integer = pred.dtype.kind == "u" and gt.dtype.kind == "u" and max(pred.dtype.itemsize, gt.dtype.itemsize) <= 2
     if not gaussian and integer and pred_scale == gt_scale == 1.0:
-        return _mean_ssim_uniform_int(pred, gt, win, data_range)
+        top = max(np.iinfo(pred.dtype).max, np.iinfo(gt.dtype).max)
+        wide = integer_accumulator(int(top), win)
+        if wide is not None:
+            return _mean_ssim_uniform_int(pred, gt, win, data_range, wide)
     extra = max(0, radius - pad)
     if extra:
         spec = ((extra, extra), (extra, extra)) + (((0, 0),) if pred.ndim == 3 else ())

@@ -19,10 +19,10 @@ from .errors import BaselineError, ConfigError
 from .metrics import METRICS
 
 # options that change what the numbers mean; reports that differ in any are not comparable
-COMPARABLE = ("color", "crop_border", "ssim_kernel", "win_size", "sigma", "data_range", "alpha")
+COMPARABLE = ("color", "crop_border", "ssim_kernel", "win_size", "sigma", "data_range", "alpha", "sequences")
 
 _CONDITION = re.compile(
-    r"^(?P<metric>[A-Za-z]+)(?:\[(?P<key>[^=\]]+)=(?P<value>[^\]]*)\])?=(?P<threshold>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$"
+    r"^(?P<metric>[A-Za-z][A-Za-z0-9_]*)(?:\[(?P<key>[^=\]]+)=(?P<value>[^\]]*)\])?=(?P<threshold>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$"
 )
 
 
@@ -155,33 +155,174 @@ def check_thresholds(doc: Mapping[str, Any], thresholds: Sequence[Threshold]) ->
     return checks
 
 
+def check_gate_inputs(
+    thresholds: Sequence[Threshold], drops: Mapping[str, float], metrics: Sequence[str], key_names: Sequence[str]
+) -> None:
+    """Refuse, before scoring, gate conditions on metrics not computed or keys that cannot exist."""
+    for t in thresholds:
+        if t.metric not in metrics:
+            raise ConfigError(
+                f"a gate checks {t.metric}, which this run does not compute (--metrics {','.join(metrics)})"
+            )
+        if t.key is not None and t.key not in key_names:
+            raise ConfigError(f"a gate scopes key {t.key!r}, but the keys are: {', '.join(key_names)}")
+    for m in drops:
+        if m not in metrics:
+            raise ConfigError(f"--max-drop checks {m}, which this run does not compute (--metrics {','.join(metrics)})")
+
+
+def check_baseline_metrics(baseline: Mapping[str, Any], drops: Mapping[str, float], name: str) -> None:
+    """Refuse a --max-drop on a metric the baseline lacks (nothing could be compared)."""
+    have = baseline["config"]["metrics"]
+    for m in drops:
+        if m not in have:
+            raise BaselineError(f"{name} has no {m} (it computed {', '.join(have)}); --max-drop {m} cannot be checked")
+
+
+def _config_value(config: Mapping[str, Any], key: str) -> Any:
+    if key == "sequences" and "sequences" not in config and "frame_folders" in config:
+        # 0.1 reports: frame_folders=true was today's --sequences always (no size or gap checks)
+        return "always" if config["frame_folders"] else "never"
+    return config.get(key)
+
+
+def _need(cond: bool, path: Path, what: str) -> None:
+    if not cond:
+        raise BaselineError(f"{path}: not an iqeval batch report (written by --json on two folders): {what}")
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return True
+    return v in ("inf", "-inf", "nan")
+
+
+def validate_report(doc: Any, path: Path) -> dict[str, Any]:
+    """Check every field a comparison reads, so a damaged report is one line, never a traceback."""
+    _need(isinstance(doc, dict), path, "the top level is not an object")
+    _need(
+        doc.get("schema_version") == 1,
+        path,
+        f"schema_version {doc.get('schema_version')!r} is not supported (expected 1)",
+    )
+    for key in ("config", "summary", "keys"):
+        _need(isinstance(doc.get(key), dict), path, f"'{key}' is missing or not an object")
+    _need(isinstance(doc.get("items"), list), path, "'items' is missing or not a list (a single-pair report?)")
+    metrics = doc["config"].get("metrics")
+    _need(
+        isinstance(metrics, list) and all(isinstance(m, str) for m in metrics),
+        path,
+        "config.metrics is not a list of names",
+    )
+    micro = doc["summary"].get("micro")
+    _need(isinstance(micro, dict), path, "summary.micro is missing")
+
+    def stats(value: Any, where: str) -> None:
+        _need(isinstance(value, dict), path, f"{where} is not an object")
+        _need(_is_number(value.get("mean")), path, f"{where}.mean is not a number")
+        _need(
+            isinstance(value.get("n"), int) and not isinstance(value.get("n"), bool), path, f"{where}.n is not a count"
+        )
+
+    for m in metrics:
+        stats(micro.get(m), f"summary.micro.{m}")
+    for key, rows in doc["keys"].items():
+        _need(isinstance(rows, list), path, f"keys.{key} is not a list")
+        for r in rows:
+            _need(
+                isinstance(r, dict) and isinstance(r.get("value"), str),
+                path,
+                f"keys.{key} has an entry without a value",
+            )
+            _need(isinstance(r.get("metrics"), dict), path, f"keys.{key}={r.get('value')} has no metrics")
+            for m in metrics:
+                stats(r["metrics"].get(m), f"keys.{key}={r['value']}.{m}")
+    for i, item in enumerate(doc["items"]):
+        _need(isinstance(item, dict) and isinstance(item.get("id"), str), path, f"items[{i}] has no id")
+        _need(item.get("status") in ("ok", "error"), path, f"items[{i}] ({item['id']}) has no valid status")
+        _need(isinstance(item.get("keys", {}), dict), path, f"items[{i}] ({item['id']}) keys are not an object")
+        if item["status"] == "ok":
+            scores = item.get("scores")
+            _need(isinstance(scores, dict), path, f"items[{i}] ({item['id']}) has no scores")
+            for m in metrics:
+                _need(_is_number(scores.get(m)), path, f"items[{i}] ({item['id']}) score {m} is not a number")
+    return doc
+
+
 def load_report(path: str | Path) -> dict[str, Any]:
     """Read a ``--json`` report, refusing anything else with a clear message."""
     p = Path(path)
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BaselineError(f"{p}: not a UTF-8 text file (an iqeval --json report is)") from None
     except OSError as exc:
         raise BaselineError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{p}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-    if not isinstance(doc, dict) or "items" not in doc or "summary" not in doc or "config" not in doc:
-        raise BaselineError(f"{p}: not an iqeval batch report (written by --json on two folders)")
-    if doc.get("schema_version") != 1:
-        raise BaselineError(f"{p}: schema_version {doc.get('schema_version')!r} is not supported (expected 1)")
-    return doc
+    except RecursionError:
+        raise BaselineError(f"{p}: not an iqeval batch report: nested too deeply") from None
+    return validate_report(doc, p)
 
 
 def check_comparable(old: Mapping[str, Any], new: Mapping[str, Any], old_name: str = "baseline") -> None:
     """Refuse reports whose numbers mean different things."""
     diffs = [
-        f"{k}={old['config'].get(k)!r} vs {new['config'].get(k)!r}"
+        f"{k}={_config_value(old['config'], k)!r} vs {_config_value(new['config'], k)!r}"
         for k in COMPARABLE
-        if old["config"].get(k) != new["config"].get(k)
+        if _config_value(old["config"], k) != _config_value(new["config"], k)
     ]
     if diffs:
         raise BaselineError(
             f"{old_name} was computed with other settings ({'; '.join(diffs)}); comparing them would be meaningless"
         )
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Which items of the baseline are gone, failed now, or new."""
+
+    missing: tuple[str, ...]  # in the baseline (scored), absent now
+    failed: tuple[str, ...]  # scored in the baseline, failed now
+    appeared: tuple[str, ...]  # not in the baseline
+    shared: int  # scored in both
+
+    @property
+    def lost(self) -> tuple[str, ...]:
+        return self.missing + self.failed
+
+
+def presence(old: Mapping[str, Any], new: Mapping[str, Any]) -> Presence:
+    """Compare the item lists of two reports."""
+    old_ok = {i["id"] for i in old["items"] if i["status"] == "ok"}
+    old_all = {i["id"] for i in old["items"]}
+    new_status = {i["id"]: i["status"] for i in new["items"]}
+    missing = sorted((i for i in old_ok if i not in new_status), key=_total)
+    failed = sorted((i for i in old_ok if new_status.get(i) == "error"), key=_total)
+    appeared = sorted((i for i in new_status if i not in old_all), key=_total)
+    shared = sum(1 for i in old_ok if new_status.get(i) == "ok")
+    return Presence(tuple(missing), tuple(failed), tuple(appeared), shared)
+
+
+def _total(text: str) -> tuple[str, str]:
+    return text.lower(), text
+
+
+def presence_check(p: Presence) -> Check:
+    """Items of the baseline that were not scored now fail the gate (a missing output is no improvement)."""
+    name = "every baseline item is scored"
+    if not p.lost:
+        return Check(name, True, f"{name}: {p.shared} shared items")
+    parts = []
+    if p.missing:
+        parts.append(f"{len(p.missing)} missing ({', '.join(p.missing[:5])}{' ...' if len(p.missing) > 5 else ''})")
+    if p.failed:
+        parts.append(f"{len(p.failed)} failed now ({', '.join(p.failed[:5])}{' ...' if len(p.failed) > 5 else ''})")
+    return Check(name, False, f"{name}: {'; '.join(parts)}", p.lost)
 
 
 @dataclass(frozen=True)
@@ -192,6 +333,8 @@ class Change:
     metric: str
     old: float
     new: float
+    n_old: int = 1
+    n_new: int = 1
 
     @property
     def drop(self) -> float:
@@ -203,9 +346,8 @@ def compare_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Chan
     metrics = [m for m in new["config"]["metrics"] if m in old["config"]["metrics"]]
     changes: list[Change] = []
     for m in metrics:
-        changes.append(
-            Change("overall", m, _value(old["summary"]["micro"][m]["mean"]), _value(new["summary"]["micro"][m]["mean"]))
-        )
+        o, n = old["summary"]["micro"][m], new["summary"]["micro"][m]
+        changes.append(Change("overall", m, _value(o["mean"]), _value(n["mean"]), o["n"], n["n"]))
     for key, rows in new["keys"].items():
         old_rows = {r["value"]: r for r in old["keys"].get(key, [])}
         for r in rows:
@@ -213,11 +355,10 @@ def compare_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Chan
             if o is None:
                 continue
             for m in metrics:
-                if r["metrics"][m]["n"] and o["metrics"][m]["n"]:
+                a, b = o["metrics"][m], r["metrics"][m]
+                if a["n"] and b["n"]:
                     changes.append(
-                        Change(
-                            f"{key}={r['value']}", m, _value(o["metrics"][m]["mean"]), _value(r["metrics"][m]["mean"])
-                        )
+                        Change(f"{key}={r['value']}", m, _value(a["mean"]), _value(b["mean"]), a["n"], b["n"])
                     )
     old_items = {i["id"]: i for i in old["items"] if i["status"] == "ok"}
     for i in new["items"]:
@@ -257,15 +398,24 @@ def baseline_checks(changes: Sequence[Change], max_drop: Mapping[str, float]) ->
     return checks
 
 
-def format_changes(changes: Sequence[Change], max_drop: Mapping[str, float], limit: int = 20) -> str:
-    """A readable comparison: overall and per-key changes, then the largest item regressions."""
+def format_changes(
+    changes: Sequence[Change], max_drop: Mapping[str, float], limit: int = 20, listing: Presence | None = None
+) -> str:
+    """A readable comparison: overall and per-key changes, then the largest item regressions.
+
+    When a scope's item count changed, its means are over different items, and
+    the row says so.
+    """
+    from .report import printable
+
     lines = [f"{'scope':<32}{'metric':<7}{'baseline':>12}{'new':>12}{'change':>12}"]
     summary = [c for c in changes if not c.scope.startswith("item ")]
     for c in summary:
         delta = 0.0 if c.old == c.new else c.new - c.old
         flag = "  REGRESSION" if c.metric in max_drop and c.drop > max_drop[c.metric] else ""
+        n = "" if c.n_old == c.n_new else f"  (n {c.n_old} -> {c.n_new}: not the same items)"
         lines.append(
-            f"{c.scope:<32}{c.metric:<7}{_fmt(c.metric, c.old):>12}{_fmt(c.metric, c.new):>12}{delta:>+12.6g}{flag}"
+            f"{printable(c.scope):<32}{c.metric:<7}{_fmt(c.metric, c.old):>12}{_fmt(c.metric, c.new):>12}{delta:>+12.6g}{n}{flag}"
         )
     items = sorted((c for c in changes if c.scope.startswith("item ") and c.drop > 0), key=lambda c: -c.drop)
     if items:
@@ -274,6 +424,18 @@ def format_changes(changes: Sequence[Change], max_drop: Mapping[str, float], lim
         for c in items[:limit]:
             flag = "  REGRESSION" if c.metric in max_drop and c.drop > max_drop[c.metric] else ""
             lines.append(
-                f"  {c.scope[5:]:<30}{c.metric:<7}{_fmt(c.metric, c.old):>12}{_fmt(c.metric, c.new):>12}{flag}"
+                f"  {printable(c.scope[5:]):<30}{c.metric:<7}{_fmt(c.metric, c.old):>12}{_fmt(c.metric, c.new):>12}{flag}"
             )
+    if listing is not None:
+        for label, ids in (
+            ("in the baseline, missing now", listing.missing),
+            ("scored in the baseline, failed now", listing.failed),
+            ("new (not in the baseline)", listing.appeared),
+        ):
+            if ids:
+                lines.append("")
+                lines.append(f"{len(ids)} items {label}:")
+                lines += [f"  {printable(i)}" for i in ids[:limit]]
+                if len(ids) > limit:
+                    lines.append(f"  ... and {len(ids) - limit} more")
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from .gate import Check
 from .io import encode_image
 from .maps import Visual, colorize
 from .metrics import METRICS
-from .report import format_score, metric_label
+from .report import format_score, metric_label, printable
 
 STAT_COLUMNS = ("n", "n_inf", "mean", "std", "min", "p05", "median", "p95", "max")
 
@@ -86,7 +86,17 @@ SCRIPT = r"""
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(printable(str(value)), quote=True)
+
+
+def embed_json(data: Any) -> str:
+    """JSON for a ``<script type="application/json">`` block that no text in it can end or alter.
+
+    ``<``, ``>`` and ``&`` become ``\\u003c``, ``\\u003e`` and ``\\u0026``, so a file
+    named ``<!--<script>.png`` stays a string (the HTML parser sees no tag).
+    """
+    text = json.dumps(data, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _num(metric: str | None, value: Any) -> str:
@@ -262,23 +272,22 @@ def html_report(
         parts.append(f'<section id="worst"><h2>Worst items ({len(visuals)})</h2>{"".join(blocks)}</section>')
 
     key_names = sorted({k for i in doc["items"] for k in i["keys"]})
-    columns = ["id", "kind", "status", *key_names, *metrics, "n_frames", "error"]
-    numeric = [False, False, False, *[False] * len(key_names), *[True] * len(metrics), True, False]
+    columns = ["id", "kind", "status", *key_names, *metrics, "n_frames", "read_as", "error"]
+    numeric = [False, False, False, *[False] * len(key_names), *[True] * len(metrics), True, False, False]
     rows = [
         [
-            i["id"],
+            printable(i["id"]),
             i["kind"],
             i["status"],
-            *[i["keys"].get(k, "") for k in key_names],
+            *[printable(i["keys"].get(k, "")) for k in key_names],
             *[i["scores"].get(m) for m in metrics],
             i["n_frames"],
-            i["error"] or "",
+            printable(i.get("read_as", "")),
+            printable(i["error"] or ""),
         ]
         for i in doc["items"]
     ]
-    data = json.dumps(
-        {"columns": columns, "numeric": numeric, "rows": rows, "statusIndex": 2}, allow_nan=False
-    ).replace("</", "<\\/")
+    data = embed_json({"columns": columns, "numeric": numeric, "rows": rows, "statusIndex": 2})
     head = "".join(f"<th>{_e(metric_label(col) if col in METRICS else col)}</th>" for col in columns)
     parts.append(
         '<section id="items-section"><h2>Items</h2>'

@@ -8,6 +8,7 @@ the error map is ``|pred - gt|`` averaged over channels, in data-range units.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from .core import as_float
-from .discovery import _frame_folder
-from .evaluate import ItemResult
-from .io import is_video_path, iter_frames, read_image, write_image
+from .errors import SequenceError
+from .evaluate import ItemResult, frame_of
+from .io import DEFAULT_MAX_PIXELS, encode_image
 from .metrics import METRICS
+from .outputs import write_file_atomic
 from .prepare import Options, Prepared, prepare
 
 # perceptually uniform colour maps, as anchor colours (viridis and inferno)
@@ -121,20 +123,6 @@ class Visual:
     frame: int | None
 
 
-def _frame(path: Path, index: int) -> np.ndarray:
-    if path.is_dir():
-        names = _frame_folder(sorted(p.name for p in path.iterdir() if not p.name.startswith(".")))
-        if names is None:
-            raise FileNotFoundError(f"{path}: not a frame folder")
-        return read_image(path / names[index])
-    if is_video_path(path):
-        for i, frame in enumerate(iter_frames(path)):
-            if i == index:
-                return frame
-        raise IndexError(f"{path}: no frame {index}")
-    return read_image(path)
-
-
 def worst_frame(result: ItemResult) -> int | None:
     """Index of a sequence's worst frame by its first metric (None for still images)."""
     if result.n_frames == 0:
@@ -144,11 +132,13 @@ def worst_frame(result: ItemResult) -> int | None:
     return int(np.argmin(column) if METRICS[m].higher_is_better else np.argmax(column))
 
 
-def visual(result: ItemResult, options: Options) -> Visual:
+def visual(result: ItemResult, options: Options, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Visual:
     """Load an item again (its worst frame for a sequence) and compute its maps."""
+    if result.pred_source is None or result.gt_source is None:
+        raise SequenceError(f"{result.id}: has no sources to draw")
     index = worst_frame(result)
-    p = _frame(Path(result.pred), index or 0)
-    g = _frame(Path(result.gt), index or 0)
+    p = frame_of(result.pred_source, index or 0, max_pixels)
+    g = frame_of(result.gt_source, index or 0, max_pixels)
     return visual_of(p, g, options, result.pred, result.gt, index)
 
 
@@ -186,17 +176,38 @@ def worst(results: Sequence[ItemResult], n: int) -> list[ItemResult]:
 
 def safe_name(item_id: str) -> str:
     """A file name for an item id: path separators become '__'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", item_id.replace("/", "__")) or "item"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", item_id.replace("/", "__")).lstrip(".") or "item"
+
+
+def map_names(item_ids: Sequence[str]) -> list[str]:
+    """Collision-free file names for item ids, readable where possible.
+
+    ``safe_name`` alone is not one-to-one (``a/b`` and ``a__b`` both give
+    ``a__b``), so any id it could confuse gets a short hash of the exact id.
+    """
+    out = []
+    for item_id in item_ids:
+        name = safe_name(item_id)
+        reversible = "_" not in item_id and re.fullmatch(r"[A-Za-z0-9./-]+", item_id) and not item_id.startswith(".")
+        if not reversible:
+            name = f"{name}-{hashlib.sha1(item_id.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+        out.append(name)
+    return out
 
 
 def write_maps(v: Visual, out_dir: Path, name: str) -> Iterator[Path]:
-    """Write ``NAME.ssim.png`` and ``NAME.error.png`` (with colour scales) into ``out_dir``."""
+    """Write ``NAME.ssim.png`` and ``NAME.error.png`` (with colour scales) into ``out_dir``.
+
+    Each file is written beside its target and renamed over it, so a link
+    planted at that name is replaced, never followed.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = name if v.frame is None else f"{name}.frame{v.frame:05d}"
     ssim_path = out_dir / f"{stem}.ssim.png"
-    write_image(ssim_path, render(v.ssim, "SSIM map", 0.0, 1.0, "viridis"))
+    write_file_atomic(ssim_path, encode_image(render(v.ssim, "SSIM map", 0.0, 1.0, "viridis")))
     yield ssim_path
     top = float(v.error.max()) or 1.0
     error_path = out_dir / f"{stem}.error.png"
-    write_image(error_path, render(v.error, f"|pred - gt| (data range {v.data_range:g})", 0.0, top, "inferno"))
+    title = f"|pred - gt| (data range {v.data_range:g})"
+    write_file_atomic(error_path, encode_image(render(v.error, title, 0.0, top, "inferno")))
     yield error_path

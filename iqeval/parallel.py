@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from .errors import ConfigError
@@ -46,28 +48,90 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def process_map(jobs: int) -> Callable[[Callable[[A], R], Iterable[A]], Iterator[R]]:
+Crashed = Callable[[A, str], R]
+"""Makes the result of an item whose worker process died (killed for memory, a signal)."""
+
+
+def _crash_reason(exc: BaseException) -> str:
+    return f"the worker process scoring it died ({exc}); out of memory or killed by a signal"
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now: none is left behind holding pipes or files."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+
+
+def process_map(
+    jobs: int, crashed: Crashed[A, R] | None = None
+) -> Callable[[Callable[[A], R], Iterable[A]], Iterator[R]]:
     """A ``map`` over ``jobs`` worker processes that yields in input order.
 
     At most ``2 * jobs`` items are in flight, so memory stays bounded by a few
-    items whatever the length of the input.
+    items whatever the length of the input. When a worker dies (the kernel's
+    out-of-memory killer, a signal), the pool is rebuilt and the items that
+    were in flight are run again one at a time: the one that kills its worker
+    again becomes ``crashed(item, reason)``, and every other item is scored.
+    Without ``crashed`` the failure propagates.
     """
 
     def mapper(fn: Callable[[A], R], items: Iterable[A]) -> Iterator[R]:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_ignore_sigint)
-        pending: deque[Future[R]] = deque()
+        def new_pool(workers: int) -> ProcessPoolExecutor:
+            return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_ignore_sigint)
+
+        pool = new_pool(jobs)
+        pending: deque[tuple[A, Future[R]]] = deque()
+        source = iter(items)
+        clean = False
         try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= 2 * jobs:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+            while True:
+                while len(pending) < 2 * jobs:
+                    item = next(source, _END)
+                    if item is _END:
+                        break
+                    pending.append((item, pool.submit(fn, item)))  # type: ignore[arg-type]
+                if not pending:
+                    break
+                item, future = pending[0]
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:
+                    if crashed is None:
+                        raise
+                    # every item in flight failed with the pool; find the one that kills it
+                    suspects = [i for i, _ in pending]
+                    pending.clear()
+                    _terminate(pool)
+                    for suspect in suspects:
+                        alone = new_pool(1)
+                        try:
+                            yield alone.submit(fn, suspect).result()
+                        except BrokenProcessPool as again:
+                            yield crashed(suspect, _crash_reason(again))
+                        finally:
+                            _terminate(alone)
+                    del exc
+                    pool = new_pool(jobs)
+                    continue
+                pending.popleft()
+                yield result
+            clean = True
         finally:
-            # on Ctrl-C or an early stop: drop what has not started, do not wait for it
-            pool.shutdown(wait=not pending, cancel_futures=True)
+            if clean:
+                pool.shutdown(wait=True)
+            else:
+                # Ctrl-C, SIGTERM or an early stop: drop what has not started and stop the workers
+                _terminate(pool)
 
     return mapper
+
+
+_END = object()
 
 
 def dask_map(address: str) -> Callable[[Callable[[A], R], Iterable[A]], Iterator[R]]:
@@ -83,8 +147,9 @@ def dask_map(address: str) -> Callable[[Callable[[A], R], Iterable[A]], Iterator
     def mapper(fn: Callable[[A], R], items: Iterable[A]) -> Iterator[R]:
         try:
             client = Client(address, timeout="10s", set_as_default=False)
-        except OSError as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+        except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {reason}") from exc
         try:
             futures = client.map(fn, list(items), pure=False)
             for future in futures:
@@ -95,8 +160,17 @@ def dask_map(address: str) -> Callable[[Callable[[A], R], Iterable[A]], Iterator
     return mapper
 
 
+_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+
+
+def check_scheduler_address(address: str) -> None:
+    """Refuse a malformed Dask scheduler address before any work (tcp://HOST:PORT)."""
+    if not _ADDRESS.match(address.strip()):
+        raise ConfigError(f"--scheduler {address!r} is not a scheduler address like tcp://HOST:8786")
+
+
 def choose_mapper(
-    jobs: int | None, scheduler: str | None, n_items: int
+    jobs: int | None, scheduler: str | None, n_items: int, crashed: Crashed[A, R] | None = None
 ) -> Callable[[Callable[[A], R], Iterable[A]], Iterator[R]]:
     """The mapper for a run: Dask when a scheduler is given, else a process pool, else ``map``."""
     if scheduler:
@@ -106,4 +180,4 @@ def choose_mapper(
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if n == 1 or n_items < 2:
         return map
-    return process_map(min(n, n_items))
+    return process_map(min(n, n_items), crashed)

@@ -108,6 +108,7 @@ class PairInfo:
     scored_width: int
     scored_height: int
     ssim: str = field(default="")
+    conversions: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """The facts as plain JSON-ready values."""
@@ -124,6 +125,7 @@ class PairInfo:
             "scored_width": self.scored_width,
             "scored_height": self.scored_height,
             "ssim": self.ssim,
+            "conversions": list(self.conversions),
         }
 
 
@@ -249,22 +251,40 @@ def prepare(
             "use --color gray or --color y to compare them"
         )
 
-    if explicit:
-        assert options.data_range is not None  # narrowed for the type checker
-        data_range = float(options.data_range)
-        source = "--data-range"
+    pred_range, gt_range = pred_native, gt_native
+    pred_explicit = gt_explicit = explicit
+    if pred.dtype == gt.dtype or (pred.dtype.kind == "f" and gt.dtype.kind == "f"):
         pred_scale = gt_scale = 1.0
-    elif pred.dtype == gt.dtype or (pred.dtype.kind == "f" and gt.dtype.kind == "f"):
-        data_range = pred_native
-        source = f"dtype {pred.dtype}"
-        pred_scale = gt_scale = 1.0
+        if explicit:
+            assert options.data_range is not None  # narrowed for the type checker
+            data_range = float(options.data_range)
+            source = "--data-range"
+        else:
+            data_range = pred_native
+            source = f"dtype {pred.dtype}"
     else:
-        # mixed dtypes: bring both to [0, 1] rather than compare raw codes
+        # mixed dtypes: bring both to [0, 1] rather than compare raw codes; an
+        # explicit range states the range of every side that is not uint8 (uint8
+        # is always 0-255), e.g. 12-bit data in a 16-bit file against 8-bit truth
+        if explicit:
+            assert options.data_range is not None  # narrowed for the type checker
+            if pred.dtype != np.uint8:
+                pred_range = float(options.data_range)
+            else:
+                pred_explicit = False
+            if gt.dtype != np.uint8:
+                gt_range = float(options.data_range)
+            else:
+                gt_explicit = False
         data_range = 1.0
-        source = f"mixed dtypes {pred.dtype}/{gt.dtype}, both rescaled to [0, 1]"
-        pred_scale, gt_scale = 1.0 / pred_native, 1.0 / gt_native
-    _check_values(pred, pred_name, data_range, explicit)
-    _check_values(gt, gt_name, data_range, explicit)
+        how = "--data-range" if explicit else "dtype ranges"
+        source = (
+            f"mixed dtypes {pred.dtype}/{gt.dtype}, rescaled to [0, 1] "
+            f"(divided by {pred_range:g} and {gt_range:g}, from the {how})"
+        )
+        pred_scale, gt_scale = 1.0 / pred_range, 1.0 / gt_range
+    _check_values(pred, pred_name, pred_range if pred_scale != 1.0 else data_range, pred_explicit)
+    _check_values(gt, gt_name, gt_range if gt_scale != 1.0 else data_range, gt_explicit)
 
     height, width = pred.shape[:2]
     c = options.crop_border

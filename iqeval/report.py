@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,48 @@ from .discovery import Pairing
 from .evaluate import ItemResult
 from .gate import Check
 from .metrics import METRICS
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` made safe for a terminal and every text report.
+
+    Bytes of a file name that are not UTF-8 (Python keeps them as lone
+    surrogates) become ``\\xNN``; control characters (ANSI escape sequences,
+    newlines, bidirectional overrides) become backslash escapes, so a name can
+    neither break a line of a report nor reach a terminal as a command.
+    """
+    if text.isascii() and text.isprintable():
+        return text
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that was never a byte
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def csv_text(text: str) -> str:
+    """A text cell for CSV: printable, and never read as a formula by a spreadsheet.
+
+    A cell starting with ``= + - @``, a tab or a carriage return is a known
+    injection (CSV/formula injection); such cells get a leading apostrophe.
+    """
+    text = printable(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#!])")
+
+
+def md_text(text: str) -> str:
+    """Text for Markdown (GitHub's step summary): no markup, no HTML, one line.
+
+    ``<`` and ``&`` become entities (no tag can open), Markdown's punctuation is
+    backslash-escaped, and line breaks are escapes (no heading can be forged).
+    """
+    text = printable(text).replace("&", "&amp;").replace("<", "&lt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def json_value(value: float) -> float | str:
@@ -123,6 +166,7 @@ def item_dict(r: ItemResult, frames: bool = True) -> dict[str, Any]:
         "scores": {m: r.scores[m] for m in r.metrics if m in r.scores},
         "info": r.info.as_dict() if r.info else None,
         "warnings": list(r.warnings),
+        "read_as": r.decision,
     }
     if r.kind == "sequence" and r.ok:
         out["frame_stats"] = {m: summarize(m, r.frame_scores[:, i]).as_dict() for i, m in enumerate(r.metrics)}
@@ -210,24 +254,26 @@ def items_csv(results: Sequence[ItemResult], metrics: Sequence[str], key_names: 
             "pred",
             "gt",
             "error",
+            "read_as",
         ]
     )
     for r in results:
         info = r.info
         w.writerow(
             [
-                r.id,
+                csv_text(r.id),
                 r.kind,
                 r.status,
-                *(r.keys.get(k, "") for k in key_names),
+                *(csv_text(r.keys.get(k, "")) for k in key_names),
                 *(csv_float(r.scores.get(m)) for m in metrics),
                 r.n_frames,
                 info.width if info else "",
                 info.height if info else "",
                 csv_float(info.data_range) if info else "",
-                r.pred,
-                r.gt,
-                r.error or "",
+                csv_text(r.pred),
+                csv_text(r.gt),
+                csv_text(r.error or ""),
+                csv_text(r.decision),
             ]
         )
     return buf.getvalue()
@@ -240,7 +286,7 @@ def frames_csv(results: Sequence[ItemResult], metrics: Sequence[str]) -> str:
     w.writerow(["id", "frame", *metrics])
     for r in results:
         for index, row in enumerate(r.frame_scores):
-            w.writerow([r.id, index, *(csv_float(v) for v in row)])
+            w.writerow([csv_text(r.id), index, *(csv_float(v) for v in row)])
     return buf.getvalue()
 
 
@@ -270,7 +316,7 @@ def format_summary(
     if show_items:
         rows = [
             [
-                r.id,
+                printable(r.id),
                 r.kind if r.ok else "FAILED",
                 str(r.n_frames or ""),
                 *[format_score(m, r.scores[m]) if r.ok else "-" for m in metrics],
@@ -282,7 +328,7 @@ def format_summary(
     rows = []
     for key, groups in summary.groups.items():
         for g in groups:
-            rows.append([f"{key}={g.value}", str(g.n_items - g.n_failed), *_cells(metrics, g.metrics)])
+            rows.append([printable(f"{key}={g.value}"), str(g.n_items - g.n_failed), *_cells(metrics, g.metrics)])
     rows.append(["overall (micro)", str(summary.n_ok), *_cells(metrics, summary.micro)])
     for key, values in summary.macro.items():
         if len(summary.groups.get(key, ())) > 1:
@@ -321,12 +367,16 @@ def junit_xml(doc: Mapping[str, Any], checks: Sequence[Check]) -> str:
     failures = errors = 0
     for it in doc["items"]:
         case = ET.SubElement(
-            items, "testcase", classname=f"iqeval.items.{it['keys'].get('group', 'items')}", name=it["id"]
+            items,
+            "testcase",
+            classname=printable(f"iqeval.items.{it['keys'].get('group', 'items')}"),
+            name=printable(it["id"]),
         )
         case.set("time", "0")
         if it["status"] != "ok":
             errors += 1
-            ET.SubElement(case, "error", message=str(it["error"]), type="ItemError").text = str(it["error"])
+            error = printable(str(it["error"]))
+            ET.SubElement(case, "error", message=error, type="ItemError").text = error
         elif it["id"] in floors:
             failures += 1
             text = ", ".join(f"{m}={it['scores'][m]}" for m in metrics)
@@ -339,10 +389,11 @@ def junit_xml(doc: Mapping[str, Any], checks: Sequence[Check]) -> str:
     gate = ET.SubElement(root, "testsuite", name="iqeval.gate", tests=str(len(checks)))
     gate_failures = 0
     for c in checks:
-        case = ET.SubElement(gate, "testcase", classname="iqeval.gate", name=c.name, time="0")
+        case = ET.SubElement(gate, "testcase", classname="iqeval.gate", name=printable(c.name), time="0")
         if not c.passed:
             gate_failures += 1
-            ET.SubElement(case, "failure", message=c.message, type="QualityGate").text = c.message
+            message = printable(c.message)
+            ET.SubElement(case, "failure", message=message, type="QualityGate").text = message
     gate.set("failures", str(gate_failures))
     gate.set("errors", "0")
     root.set("tests", str(len(doc["items"]) + len(checks)))
@@ -350,10 +401,6 @@ def junit_xml(doc: Mapping[str, Any], checks: Sequence[Check]) -> str:
     root.set("errors", str(errors))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def markdown_summary(doc: Mapping[str, Any], checks: Sequence[Check], worst: int = 5) -> str:
@@ -384,19 +431,17 @@ def markdown_summary(doc: Mapping[str, Any], checks: Sequence[Check], worst: int
         for r in rows:
             n = r["metrics"][metrics[0]]["n"]
             out.append(
-                f"| {_md_escape(key)}={_md_escape(r['value'])} | {n} | "
+                f"| {md_text(key)}={md_text(r['value'])} | {n} | "
                 + " | ".join(cell(m, r["metrics"][m]["mean"]) if r["metrics"][m]["n"] else "-" for m in metrics)
                 + " |"
             )
     if checks:
         out += ["", "| gate | result |", "|---|---|"]
-        out += [
-            f"| {_md_escape(k.name)} | {'pass' if k.passed else '**FAIL**: ' + _md_escape(k.message)} |" for k in checks
-        ]
+        out += [f"| {md_text(k.name)} | {'pass' if k.passed else '**FAIL**: ' + md_text(k.message)} |" for k in checks]
     failed = [i for i in doc["items"] if i["status"] != "ok"]
     if failed:
         out += ["", "<details><summary>failed items</summary>", ""]
-        out += [f"- `{i['id']}`: {_md_escape(str(i['error']))}" for i in failed]
+        out += [f"- {md_text(i['id'])}: {md_text(str(i['error']))}" for i in failed]
         out += ["", "</details>"]
     m0 = metrics[0]
     ok = [i for i in doc["items"] if i["status"] == "ok"]
@@ -404,7 +449,7 @@ def markdown_summary(doc: Mapping[str, Any], checks: Sequence[Check], worst: int
         ranked = sorted(ok, key=lambda i: float(i["scores"][m0]), reverse=not METRICS[m0].higher_is_better)[:worst]
         out += ["", f"<details><summary>worst {len(ranked)} items by {METRICS[m0].label}</summary>", ""]
         out += [
-            f"- `{i['id']}`: " + ", ".join(f"{METRICS[m].label} {cell(m, i['scores'][m])}" for m in metrics)
+            f"- {md_text(i['id'])}: " + ", ".join(f"{METRICS[m].label} {cell(m, i['scores'][m])}" for m in metrics)
             for i in ranked
         ]
         out += ["", "</details>"]

@@ -90,7 +90,7 @@ def test_symlinked_file_is_followed(trees, tmp_path, write_png):
 def test_frame_folder_rule(trees):
     frames = [f"clip/f{i}.png" for i in (1, 2, 10)]
     pred, gt = trees(frames, frames)
-    p = find_pairs(pred, gt)
+    p = find_pairs(pred, gt, sequences="always")  # the 0.1 rule: names alone
     assert [(i.id, i.kind) for i in p.items] == [("clip", "sequence")]
     assert [f.name for f in p.items[0].pred.frames] == ["f1.png", "f2.png", "f10.png"]  # natural order
 
@@ -114,7 +114,7 @@ def test_root_is_never_a_frame_folder_and_switch_turns_detection_off(trees):
     names = ["0801.png", "0802.png", "set/0001.png", "set/0002.png"]
     pred, gt = trees(names, names)
     assert [i.id for i in find_pairs(pred, gt).items] == ["0801", "0802", "set"]
-    off = find_pairs(pred, gt, frame_folders=False)
+    off = find_pairs(pred, gt, sequences="never")
     assert [i.id for i in off.items] == ["0801", "0802", "set/0001", "set/0002"]
 
 

@@ -99,7 +99,7 @@ def test_images_identical_to_skimage_under_pool(tree):
     from skimage.metrics import structural_similarity
 
     pred, gt = tree
-    results = {r.id: r for r in evaluate(CompareConfig(pred=pred, gt=gt, jobs=2, frame_folders=False))}
+    results = {r.id: r for r in evaluate(CompareConfig(pred=pred, gt=gt, jobs=2, sequences="never"))}
     import imageio.v3 as iio
 
     p, g = iio.imread(pred / "g1" / "3.png"), iio.imread(gt / "g1" / "3.png")

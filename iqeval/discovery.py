@@ -143,7 +143,8 @@ def _tree(root: Path, notes: list[str]) -> Iterator[tuple[Path, list[str], list[
         here = stack.pop()
         try:
             st = os.stat(here)
-            entries = list(os.scandir(here))
+            with os.scandir(here) as it:
+                entries = list(it)
         except OSError as exc:
             notes.append(f"cannot read folder {here}: {exc.strerror or exc}")
             continue

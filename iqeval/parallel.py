@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .errors import ConfigError
 
@@ -85,25 +85,29 @@ def process_map(
             return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_ignore_sigint)
 
         pool = new_pool(jobs)
-        pending: deque[tuple[A, Future[R]]] = deque()
+        pending: deque[tuple[A, Future[R] | None]] = deque()
         source = iter(items)
         clean = False
         try:
             while True:
-                while len(pending) < 2 * jobs:
-                    item = next(source, _END)
-                    if item is _END:
-                        break
-                    pending.append((item, pool.submit(fn, item)))  # type: ignore[arg-type]
-                if not pending:
-                    break
-                item, future = pending[0]
                 try:
+                    while len(pending) < 2 * jobs:
+                        nxt = next(source, _END)
+                        if nxt is _END:
+                            break
+                        item = cast(A, nxt)
+                        pending.append((item, None))  # a suspect, should submit find the pool broken
+                        pending[-1] = (item, pool.submit(fn, item))
+                    if not pending:
+                        break
+                    future = pending[0][1]
+                    assert future is not None  # only the last entry can lack a future
                     result = future.result()
-                except BrokenProcessPool as exc:
+                except BrokenProcessPool:
                     if crashed is None:
                         raise
-                    # every item in flight failed with the pool; find the one that kills it
+                    # every item in flight failed with the pool: run each alone to find
+                    # the one that kills its worker; the others are scored as usual
                     suspects = [i for i, _ in pending]
                     pending.clear()
                     _terminate(pool)
@@ -115,7 +119,6 @@ def process_map(
                             yield crashed(suspect, _crash_reason(again))
                         finally:
                             _terminate(alone)
-                    del exc
                     pool = new_pool(jobs)
                     continue
                 pending.popleft()

@@ -7,6 +7,7 @@ conversion. :class:`PairInfo` records each decision so reports can state it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,8 +60,8 @@ class Options:
             raise ConfigError(f"crop border must be a non-negative integer, got {self.crop_border}")
         if self.win_size is not None and (self.win_size < 3 or self.win_size % 2 == 0):
             raise ConfigError(f"SSIM window size must be an odd integer of at least 3, got {self.win_size}")
-        if not self.sigma > 0:
-            raise ConfigError(f"SSIM sigma must be positive, got {self.sigma}")
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ConfigError(f"SSIM sigma must be positive and finite, got {self.sigma}")
         if self.data_range is not None and not (np.isfinite(self.data_range) and self.data_range > 0):
             raise ConfigError(f"data range must be a positive number, got {self.data_range}")
         if self.alpha == "include" and self.color != "rgb":
@@ -295,7 +296,7 @@ def prepare(
         gt = gt[c:-c, c:-c]
     sh, sw = pred.shape[:2]
     w = options.window
-    if min(sh, sw) < w:
+    if "ssim" in options.metrics and min(sh, sw) < w:
         after = f" after a {c}-pixel crop" if c else ""
         raise WindowSizeError(
             f"{pred_name}: {sw}x{sh}{after} is smaller than the {w}x{w} SSIM window; "

@@ -438,6 +438,16 @@ def markdown_summary(doc: Mapping[str, Any], checks: Sequence[Check], worst: int
     if checks:
         out += ["", "| gate | result |", "|---|---|"]
         out += [f"| {md_text(k.name)} | {'pass' if k.passed else '**FAIL**: ' + md_text(k.message)} |" for k in checks]
+    read_as: dict[str, list[str]] = {}
+    for i in doc["items"]:
+        read_as.setdefault(i.get("read_as") or i["kind"], []).append(i["id"])
+    if any(k not in ("image", "video") for k in read_as):
+        out += ["", "<details><summary>how items were read</summary>", ""]
+        out += [
+            f"- {md_text(how)}: {len(ids)} item{'s' if len(ids) != 1 else ''} (first: {md_text(ids[0])})"
+            for how, ids in read_as.items()
+        ]
+        out += ["", "</details>"]
     failed = [i for i in doc["items"] if i["status"] != "ok"]
     if failed:
         out += ["", "<details><summary>failed items</summary>", ""]

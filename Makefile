@@ -3,17 +3,24 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint format bench clean
 
-$(STAMP): pyproject.toml
+# the demo needs only iqeval's runtime dependencies; the dev tools (pytest,
+# Playwright, Dask, mypy) come with the targets that use them
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/iqeval compare sample_data/pred sample_data/gt --items \
 		--json demo_out/report.json --csv demo_out/items.csv --frames-csv demo_out/frames.csv \
 		--html demo_out/report.html --maps demo_out/maps --worst 3 --markdown demo_out/summary.md

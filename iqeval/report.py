@@ -218,6 +218,7 @@ def batch_json(
         "pred_only": list(pairing.pred_only),
         "gt_only": list(pairing.gt_only),
         "group_by_unmatched": list(summary.group_by_unmatched),
+        "discovery_notes": list(pairing.notes),
     }
     if extra:
         doc.update(extra)

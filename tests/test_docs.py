@@ -44,3 +44,34 @@ def update() -> None:
 
 if __name__ == "__main__":
     update()
+
+
+def _table(heading: str) -> list[list[str]]:
+    text = README.read_text()
+    section = text.split(heading, 1)[1]
+    rows = []
+    for line in section.splitlines()[1:]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        elif rows:
+            break
+    return rows[2:]  # without the header and the rule
+
+
+def test_readme_exit_codes_are_the_code():
+    from iqeval import cli as cli_module
+
+    documented = {int(row[0]) for row in _table("## Exit codes")}
+    constants = {v for k, v in vars(cli_module).items() if k.startswith("EXIT_")}
+    assert documented == constants
+
+
+def test_readme_formats_are_the_code():
+    from iqeval.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    section = README.read_text().split("## Input formats", 1)[1]
+    images = re.search(r"Still images: (.*?)\.\n", section, re.S)
+    videos = re.search(r"Videos and animations: (.*?)\.\s", section, re.S)
+    assert images and videos
+    assert set(re.findall(r"`([^`]+)`", images[1])[0].split()) == IMAGE_EXTENSIONS
+    assert set(re.findall(r"`([^`]+)`", videos[1])[0].split()) == VIDEO_EXTENSIONS

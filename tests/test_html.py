@@ -268,3 +268,38 @@ def test_ten_thousand_rows_page_in_a_real_browser(tmp_path, write_png, rgb):
         assert page.locator("#items tbody tr").nth(0).locator("td").nth(0).inner_text() == "item00100"
         assert not math.isnan(float(page.locator("#items tbody tr").nth(0).locator("td").nth(4).inner_text()))
         browser.close()
+
+
+def test_hostile_names_stay_inert_in_a_real_browser(tmp_path):
+    # 0.1 embedded the item table as JSON with only "</" escaped: "<!--<script>" blanked it
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium package)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    import imageio.v3 as iio
+    from skimage import data as skdata
+
+    from iqeval.cli import cli
+
+    names = ["<!--<script>", "</script><script>window.pwned=1</script>", "<img src=x onerror=pwned=1>"]
+    img = skdata.camera()[:24, :24]
+    for side in ("pred", "gt"):
+        for name in names:
+            path = tmp_path / side / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(path, img)
+    result = CliRunner().invoke(
+        cli, ["compare", str(tmp_path / "pred"), str(tmp_path / "gt"), "--html", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 0, result.output
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.goto((tmp_path / "r.html").as_uri())
+        ids = sorted(page.locator("#items tbody tr").nth(i).locator("td").nth(0).inner_text() for i in range(3))
+        assert ids == sorted(names)
+        assert page.evaluate("() => window.pwned === undefined")
+        assert page.locator("#js-errors").inner_text() == ""
+        browser.close()
+    assert problems == []

@@ -799,3 +799,52 @@ def test_markdown_append_appends(scored, tmp_path):
     assert run("compare", pred, gt, "--markdown-append", summary, "-q").exit_code == 0
     text = summary.read_text()
     assert text.startswith("# earlier step\n### iqeval: passed\n")
+
+
+# ------------------------------------------------------------ property-based: any name, every writer parses
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from iqeval.aggregate import summarize_run  # noqa: E402
+from iqeval.discovery import Item, Pairing, Source  # noqa: E402
+from iqeval.evaluate import item_result  # noqa: E402
+from iqeval.html import html_report  # noqa: E402
+from iqeval.prepare import Options  # noqa: E402
+from iqeval.report import batch_json, dumps, items_csv, junit_xml, markdown_summary  # noqa: E402
+
+NAMES = st.text(
+    st.characters(blacklist_categories=("Cs",)) | st.sampled_from(["\udcff", "\udc80"]), min_size=1, max_size=20
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(NAMES, min_size=1, max_size=4, unique=True), st.lists(NAMES, min_size=1, max_size=4))
+def test_every_writer_output_parses_whatever_the_names(ids, errors):
+    options = Options(metrics=("ssim", "psnr"))
+    results = []
+    for n, item_id in enumerate(ids):
+        item = Item(
+            item_id, Source(Path(item_id + ".png"), "image"), Source(Path(item_id + ".png"), "image"), decision="image"
+        )
+        if n % 2:
+            results.append(item_result(item, options, None, {}, error=errors[n % len(errors)]))
+        else:
+            results.append(item_result(item, options, None, {"ssim": 0.5, "psnr": float("inf")}))
+    summary = summarize_run(results, options.metrics, ("group",))
+    doc = batch_json(results, summary, Pairing(tuple(), (), ()), {"metrics": ["ssim", "psnr"]}, "t")
+    assert json.loads(dumps(doc))["counts"]["items"] == len(ids)
+    rows = list(csv.reader(io.StringIO(items_csv(results, options.metrics, ("group",)))))
+    assert len(rows) == len(ids) + 1
+    ET.fromstring(junit_xml(doc, []).encode("utf-8"))
+    md = markdown_summary(doc, [])
+    md.encode("utf-8")
+    assert [line for line in md.splitlines() if line.startswith("#")] == [md.splitlines()[0]]
+    page = html_report(doc, [], [])
+    page.encode("utf-8")
+    embedded = page.split('id="items-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in embedded
+    assert [r[0] for r in json.loads(embedded)["rows"]] == [printable(i) for i in ids]
+
+
+from iqeval.report import printable  # noqa: E402

@@ -35,7 +35,7 @@ from .gate import (
 )
 from .html import html_report
 from .io import DEFAULT_MAX_PIXELS, is_image_path, is_video_path, read_image
-from .maps import Visual, map_names, visual, visual_of, worst, write_maps
+from .maps import Visual, map_files, map_names, visual, visual_of, worst
 from .metrics import METRICS, parse_metrics
 from .outputs import Staging, check_targets
 from .parallel import check_scheduler_address
@@ -524,7 +524,8 @@ def _compare(
             if maps_dir is not None:
                 names = map_names([r.id for r, _ in visuals])
                 for (_, v), name in zip(visuals, names, strict=True):
-                    list(write_maps(v, Path(maps_dir), name))
+                    for file_name, png in map_files(v, name):
+                        staging.add_file("--maps", Path(maps_dir) / file_name, png)
             if html_path is not None:
                 staging.add(
                     "--html", html_path, html_report(doc, checks, [(item_dict(r, frames=False), v) for r, v in visuals])
@@ -580,32 +581,27 @@ def _single_pair(
 ) -> None:
     try:
         result = compare_images(pred, gt, options=options, engine=engine, max_pixels=max_pixels)
+        files: list[tuple[Path, bytes]] = []
+        if maps_dir is not None:
+            p, g = read_image(pred, max_pixels=max_pixels), read_image(gt, max_pixels=max_pixels)
+            v = visual_of(p, g, options, str(pred), str(gt))
+            files = [(Path(maps_dir) / f, png) for f, png in map_files(v, map_names([pred.stem])[0])]
     except IqevalError as exc:
         raise InputFailure(printable(str(exc))) from exc
     try:
         if json_path is not None:
             staging.add("--json", json_path, dumps(pair_json(result, options.as_dict(), __version__)))
+        for path, png in files:
+            staging.add_file("--maps", path, png)
         staging.commit(lambda text: click.echo(text, nl=False))
     except (OutputError, OSError) as exc:
         staging.discard()
         raise OutputFailure(f"{printable(str(exc))}; no report was replaced") from exc
     if json_path != "-" and not quiet:
         click.echo(format_pair(result), nl=False)
-    if maps_dir is not None:
-        try:
-            v = visual_of(
-                read_image(pred, max_pixels=max_pixels),
-                read_image(gt, max_pixels=max_pixels),
-                options,
-                str(pred),
-                str(gt),
-            )
-            paths = list(write_maps(v, Path(maps_dir), map_names([pred.stem])[0]))
-        except OSError as exc:
-            raise OutputFailure(f"--maps {maps_dir}: cannot write ({exc.strerror or exc})") from exc
-        for path in paths:
-            if not quiet:
-                click.echo(f"wrote {printable(str(path))}", err=True)
+    if not quiet:
+        for path, _ in files:
+            click.echo(f"wrote {printable(str(path))}", err=True)
 
 
 @cli.command()

@@ -195,19 +195,24 @@ def map_names(item_ids: Sequence[str]) -> list[str]:
     return out
 
 
+def map_files(v: Visual, name: str) -> list[tuple[str, bytes]]:
+    """``NAME.ssim.png`` and ``NAME.error.png`` (with colour scales) as (file name, PNG bytes)."""
+    stem = name if v.frame is None else f"{name}.frame{v.frame:05d}"
+    top = float(v.error.max()) or 1.0
+    title = f"|pred - gt| (data range {v.data_range:g})"
+    return [
+        (f"{stem}.ssim.png", encode_image(render(v.ssim, "SSIM map", 0.0, 1.0, "viridis"))),
+        (f"{stem}.error.png", encode_image(render(v.error, title, 0.0, top, "inferno"))),
+    ]
+
+
 def write_maps(v: Visual, out_dir: Path, name: str) -> Iterator[Path]:
-    """Write ``NAME.ssim.png`` and ``NAME.error.png`` (with colour scales) into ``out_dir``.
+    """Write the maps of :func:`map_files` into ``out_dir``.
 
     Each file is written beside its target and renamed over it, so a link
     planted at that name is replaced, never followed.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = name if v.frame is None else f"{name}.frame{v.frame:05d}"
-    ssim_path = out_dir / f"{stem}.ssim.png"
-    write_file_atomic(ssim_path, encode_image(render(v.ssim, "SSIM map", 0.0, 1.0, "viridis")))
-    yield ssim_path
-    top = float(v.error.max()) or 1.0
-    error_path = out_dir / f"{stem}.error.png"
-    title = f"|pred - gt| (data range {v.data_range:g})"
-    write_file_atomic(error_path, encode_image(render(v.error, title, 0.0, top, "inferno")))
-    yield error_path
+    for file_name, data in map_files(v, name):
+        path = out_dir / file_name
+        write_file_atomic(path, data)
+        yield path

@@ -177,6 +177,14 @@ class Staging:
             raise OutputError(f"{option} {path}: cannot write ({exc.strerror or exc})") from exc
         self._staged.append((tmp, target))
 
+    def add_file(self, option: str, path: Path, data: bytes) -> None:
+        """Stage a file (a map) to replace ``path`` itself: a link planted there is replaced, never followed."""
+        try:
+            tmp = _stage_file(path, data)
+        except OSError as exc:
+            raise OutputError(f"{option} {path}: cannot write ({exc.strerror or exc})") from exc
+        self._staged.append((tmp, path))
+
     def commit(self, stdout: Callable[[str], None]) -> None:
         with signals_held():
             for tmp, target in self._staged:

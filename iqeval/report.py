@@ -102,8 +102,8 @@ def format_pair(result: PairResult) -> str:
     dtypes = info.pred_dtype if info.pred_dtype == info.gt_dtype else f"{info.pred_dtype} / {info.gt_dtype}"
     crop = f"{info.crop_border} px (scored {info.scored_width}x{info.scored_height})" if info.crop_border else "none"
     lines = [
-        f"pred        {result.pred}",
-        f"gt          {result.gt}",
+        f"pred        {printable(result.pred)}",
+        f"gt          {printable(result.gt)}",
         f"size        {info.width}x{info.height}, {info.channels} channel{'s' if info.channels != 1 else ''}",
         f"dtype       {dtypes}",
         f"data range  {info.data_range:g} ({info.data_range_source})",

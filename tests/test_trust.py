@@ -848,3 +848,95 @@ def test_every_writer_output_parses_whatever_the_names(ids, errors):
 
 
 from iqeval.report import printable  # noqa: E402
+
+
+def test_a_tree_of_every_bad_case_beside_good_items(tmp_path, write_png):
+    """One run over good items and every kind of bad input: exact one-line errors, exit 1, good values exact."""
+    import struct
+    import zlib
+
+    img = data.astronaut()[:48, :64]
+    good = {"g/noisy": noisy(img, 9), "g/same": img}
+    for name, pred in good.items():
+        write_png(f"gt/{name}.png", img)
+        write_png(f"pred/{name}.png", pred)
+    Image.fromarray(noisy(img, 4)).convert("CMYK").save(tmp_path / "pred/g/cmyk.jpg", quality=95)
+    write_png("gt/g/cmyk.png", img)
+    pred16 = noisy(img, 6).astype(np.uint16) * 257
+    write_png("pred/g/deep.png", pred16[..., 0])
+    write_png("gt/g/deep.png", img[..., 0])
+
+    bad = tmp_path / "pred" / "bad"
+    for name in ("empty", "trunc", "text", "size", "small", "bomb", "tga"):
+        write_png(f"gt/bad/{name}.png", img if name != "small" else img[:3, :3])
+    bad.mkdir()
+    (bad / "empty.png").write_bytes(b"")
+    full = (tmp_path / "gt/bad/trunc.png").read_bytes()
+    (bad / "trunc.png").write_bytes(full[: len(full) // 2])
+    (bad / "text.png").write_text("not an image\n")
+    write_png("pred/bad/size.png", img[:40])
+    write_png("pred/bad/small.png", img[:3, :3])
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    (bad / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 16000, 16000, 16, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+    (bad / "tga.tga").write_bytes(b"\x00\x00\x02" + bytes(range(256)) * 2)
+
+    result = run("compare", tmp_path / "pred", tmp_path / "gt", "--json", "-", "-j", "2")
+    assert result.exit_code == 1
+    p, g = tmp_path / "pred", tmp_path / "gt"
+    errors = sorted(line for line in result.stderr.splitlines() if line.startswith("Error: "))
+    assert errors == sorted(
+        [
+            f"Error: bad/bomb: {p}/bad/bomb.png: image is 16000x16000 (256,000,000 pixels), above the limit of "
+            "100,000,000 pixels (max_pixels, --max-pixels)",
+            f"Error: bad/empty: {p}/bad/empty.png: file is empty",
+            f"Error: bad/size: size mismatch: {p}/bad/size.png is 64x40 but {g}/bad/size.png is 64x48",
+            f"Error: bad/small: {p}/bad/small.png: 3x3 is smaller than the 7x7 SSIM window; pass an odd --win-size of at most 3",
+            f"Error: bad/text: {p}/bad/text.png: cannot read image: not a recognised image format",
+            f"Error: bad/tga: {p}/bad/tga.tga: cannot read image: not a recognised image format",
+            f"Error: bad/trunc: {p}/bad/trunc.png: cannot read image: corrupt or truncated data",
+        ]
+    )
+    assert "Traceback" not in result.output
+    doc = strict_json(result.stdout)
+    items = {i["id"]: i for i in doc["items"]}
+    assert doc["counts"]["ok"] == 4 and doc["counts"]["failed"] == 7
+    for name, pred in good.items():
+        expected = structural_similarity(img, pred, channel_axis=-1, data_range=255)
+        assert items[name]["scores"]["ssim"] == pytest.approx(expected, abs=1e-9)
+    with Image.open(p / "g" / "cmyk.jpg") as im:
+        as_rgb = np.asarray(im.convert("RGB"))
+    assert items["g/cmyk"]["scores"]["ssim"] == pytest.approx(
+        structural_similarity(img, as_rgb, channel_axis=-1, data_range=255), abs=1e-9
+    )
+    assert items["g/cmyk"]["info"]["conversions"] == ["cmyk.jpg: stored as CMYK, converted to RGB by Pillow"]
+    deep = structural_similarity(img[..., 0] / 255.0, pred16[..., 0] / 65535.0, data_range=1.0)
+    assert items["g/deep"]["scores"]["ssim"] == pytest.approx(deep, abs=1e-9)
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_scoring(scored, tmp_path, monkeypatch):
+    # as root, permission bits do not stop a write; iqeval tries to create a file where the report goes
+    pred, gt, _ = scored
+    import tempfile as tf
+
+    real = tf.mkstemp
+
+    def mkstemp(*args, **kwargs):
+        if str(kwargs.get("dir", "")).endswith("readonly"):
+            raise PermissionError(13, "Permission denied")
+        return real(*args, **kwargs)
+
+    (tmp_path / "readonly").mkdir()
+    monkeypatch.setattr(tf, "mkstemp", mkstemp)
+    result = run("compare", pred, gt, "--csv", tmp_path / "readonly" / "r.csv")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: --csv {tmp_path / 'readonly' / 'r.csv'}: cannot write in {tmp_path / 'readonly'} (Permission denied)"
+    )

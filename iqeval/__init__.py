@@ -1,14 +1,30 @@
-"""iqeval: full-reference image-quality evaluation (SSIM, PSNR, MSE)."""
+"""iqeval: full-reference image-quality evaluation (SSIM, PSNR, MSE).
 
-from importlib.metadata import PackageNotFoundError, version
+Score one pair with :func:`compare_images`; score two trees (or two files)
+with :func:`run`, which returns a :class:`Run`: its items, statistics and gate
+checks, and ``Run.to_doc()`` for the JSON report. Metrics live in the registry
+:data:`iqeval.metrics.METRICS`.
+"""
 
+from ._version import __version__
 from .core import PairResult, compare_images
 from .errors import IqevalError
+from .evaluate import CompareConfig
+from .gate import GateConfig
 from .prepare import Options, PairInfo
+from .results import ItemResult, Run
+from .runner import run
 
-try:
-    __version__ = version("iqeval")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
-
-__all__ = ["IqevalError", "Options", "PairInfo", "PairResult", "__version__", "compare_images"]
+__all__ = [
+    "CompareConfig",
+    "GateConfig",
+    "IqevalError",
+    "ItemResult",
+    "Options",
+    "PairInfo",
+    "PairResult",
+    "Run",
+    "__version__",
+    "compare_images",
+    "run",
+]

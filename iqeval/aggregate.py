@@ -8,98 +8,24 @@ and ``mean_finite`` / ``std_finite`` describe the finite values alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
-from .evaluate import ItemResult
+from .results import GroupSummary, ItemResult, RunSummary
+from .stats import Summary, percentile, summarize
 
-
-@dataclass(frozen=True)
-class Summary:
-    """Statistics of one metric over a set of values."""
-
-    metric: str
-    n: int
-    n_inf: int
-    mean: float
-    std: float
-    min: float
-    max: float
-    median: float
-    p05: float
-    p95: float
-    mean_finite: float
-    std_finite: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "metric"}
-
-
-def percentile(sorted_values: np.ndarray, q: float) -> float:
-    """Linear-interpolation percentile (numpy's default) that stays inf, not nan, next to inf."""
-    n = sorted_values.size
-    pos = q / 100.0 * (n - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    a, b = float(sorted_values[lo]), float(sorted_values[hi])
-    if lo == hi or a == b:
-        return a
-    return a + (b - a) * (pos - lo)
-
-
-def summarize(metric: str, values: Iterable[float]) -> Summary:
-    """Statistics of ``values``; an empty input gives n=0 and nan everywhere."""
-    v = np.sort(np.asarray(list(values), dtype=np.float64))
-    nan = math.nan
-    if v.size == 0:
-        return Summary(metric, 0, 0, nan, nan, nan, nan, nan, nan, nan, nan, nan)
-    finite = v[np.isfinite(v)]
-    n_inf = int(v.size - finite.size)
-    mean_finite = float(np.mean(finite)) if finite.size else nan
-    std_finite = float(np.std(finite)) if finite.size else nan
-    return Summary(
-        metric=metric,
-        n=int(v.size),
-        n_inf=n_inf,
-        mean=float(np.mean(v)),  # inf when any value is inf
-        std=std_finite if n_inf == 0 else nan,
-        min=float(v[0]),
-        max=float(v[-1]),
-        median=percentile(v, 50),
-        p05=percentile(v, 5),
-        p95=percentile(v, 95),
-        mean_finite=mean_finite,
-        std_finite=std_finite,
-    )
-
-
-@dataclass(frozen=True)
-class GroupSummary:
-    """One value of one key: its counts and per-metric statistics."""
-
-    key: str
-    value: str
-    n_items: int
-    n_failed: int
-    metrics: Mapping[str, Summary]
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """Everything a report needs beyond the items themselves."""
-
-    metrics: tuple[str, ...]
-    n_items: int
-    n_ok: int
-    n_failed: int
-    n_frames: int
-    micro: Mapping[str, Summary]
-    macro: Mapping[str, Mapping[str, float]]
-    weighted: Mapping[str, Mapping[str, float]]
-    groups: Mapping[str, Sequence[GroupSummary]]
-    group_by_unmatched: tuple[str, ...] = field(default=())
+__all__ = [
+    "GroupSummary",
+    "RunSummary",
+    "Summary",
+    "check_weight_coverage",
+    "check_weights",
+    "percentile",
+    "summarize",
+    "summarize_run",
+]
 
 
 def _metric_summaries(metrics: Sequence[str], results: Sequence[ItemResult]) -> dict[str, Summary]:
@@ -137,7 +63,7 @@ def summarize_run(
             w = weights[key]
             missing = [g.value for g in scored if g.value not in w]
             if missing:
-                raise ConfigError(f"--weights gives no weight for {key}={missing[0]!r}")
+                raise ConfigError(f"weights= gives no weight for {key}={missing[0]!r}")
             total = sum(w[g.value] for g in scored)
             weighted[key] = {
                 m: (sum(w[g.value] * g.metrics[m].mean for g in scored) / total) if total > 0 else math.nan
@@ -165,12 +91,12 @@ def check_weights(weights: Mapping[str, Mapping[str, float]], key_names: Sequenc
     """Refuse weights for unknown keys or negative weights."""
     for key, table in weights.items():
         if key not in key_names:
-            raise ConfigError(f"--weights names key {key!r}, but the keys are: {', '.join(key_names)}")
+            raise ConfigError(f"weights= names key {key!r}, but the keys are: {', '.join(key_names)}")
         for value, weight in table.items():
             if isinstance(weight, bool) or not (
                 isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0
             ):
-                raise ConfigError(f"--weights: weight for {key}={value!r} must be a non-negative number")
+                raise ConfigError(f"in weights=, the weight for {key}={value!r} must be a non-negative number")
 
 
 def check_weight_coverage(weights: Mapping[str, Mapping[str, float]], keys: Sequence[Mapping[str, str]]) -> None:
@@ -178,4 +104,4 @@ def check_weight_coverage(weights: Mapping[str, Mapping[str, float]], keys: Sequ
     for key, table in weights.items():
         missing = sorted({k[key] for k in keys if key in k and k[key] not in table})
         if missing:
-            raise ConfigError(f"--weights gives no weight for {key}={missing[0]!r}")
+            raise ConfigError(f"weights= gives no weight for {key}={missing[0]!r}")

@@ -1,32 +1,36 @@
-"""The command line. The only module that imports click or tqdm."""
+"""The command line. The only module that imports click or tqdm.
+
+It parses options into a :class:`~iqeval.evaluate.CompareConfig`, checks the
+output paths, calls :func:`iqeval.run`, and hands the :class:`~iqeval.results.Run`
+to the writers in :data:`WRITERS`. Library messages name Python parameters
+(``data_range=``); :func:`flags` turns them into the options people typed.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .aggregate import check_weight_coverage, check_weights, summarize_run
-from .core import ENGINES, compare_images
-from .discovery import SEQUENCE_POLICIES, Item, Pairing, Source, find_pairs
+from ._version import __version__
+from .core import ENGINES
+from .discovery import SEQUENCE_POLICIES
 from .errors import BaselineError, ConfigError, IqevalError, OutputError
-from .evaluate import CompareConfig, ItemResult, compile_group_by, evaluate, item_keys
+from .evaluate import CompareConfig, evaluate
 from .gate import (
-    Check,
+    GateConfig,
     baseline_checks,
     check_baseline_metrics,
     check_comparable,
-    check_gate_inputs,
-    check_thresholds,
-    compare_reports,
-    format_changes,
+    compare_runs,
     load_report,
     parse_max_drop,
     parse_threshold,
@@ -34,25 +38,24 @@ from .gate import (
     presence_check,
 )
 from .html import html_report
-from .io import DEFAULT_MAX_PIXELS, is_image_path, is_video_path, read_image
-from .maps import Visual, map_files, map_names, visual, visual_of, worst
-from .metrics import METRICS, parse_metrics
+from .io import DEFAULT_MAX_PIXELS, is_image_path
+from .maps import Visual, map_files, map_names, visual, worst
+from .metrics import parse_metrics
 from .outputs import Staging, check_targets
-from .parallel import check_scheduler_address
 from .prepare import ALPHAS, COLORS, KERNELS, Options
 from .report import (
-    batch_json,
-    dumps,
+    format_changes,
     format_pair,
     format_summary,
     frames_csv,
-    item_dict,
     items_csv,
+    json_report,
     junit_xml,
     markdown_summary,
-    pair_json,
     printable,
 )
+from .results import ItemResult, Run
+from .runner import run
 
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
@@ -65,21 +68,55 @@ EXIT_TERMINATED = 143
 
 T = TypeVar("T")
 
-# columns every items CSV has; a --group-by name must not repeat one
-FIXED_COLUMNS = (
-    "id",
-    "kind",
-    "status",
-    "n_frames",
-    "width",
-    "height",
-    "data_range",
-    "pred",
-    "gt",
-    "error",
-    "read_as",
-    "frame",
+
+@dataclass(frozen=True)
+class Writer:
+    """One report format: its option, how it renders a run, and whether it appends."""
+
+    option: str
+    dest: str  # the click parameter that holds its path
+    render: Callable[[Run, Sequence[tuple[ItemResult, Visual]]], str]
+    append: bool = False
+    needs_visuals: bool = False
+
+
+WRITERS: tuple[Writer, ...] = (
+    Writer("--json", "json_path", lambda r, v: json_report(r)),
+    Writer("--csv", "csv_path", lambda r, v: items_csv(r)),
+    Writer("--frames-csv", "frames_path", lambda r, v: frames_csv(r)),
+    Writer("--junit", "junit_path", lambda r, v: junit_xml(r)),
+    Writer("--markdown", "markdown_path", lambda r, v: markdown_summary(r)),
+    Writer("--markdown-append", "markdown_append", lambda r, v: markdown_summary(r), append=True),
+    Writer("--html", "html_path", lambda r, v: html_report(r, visuals=v), needs_visuals=True),
 )
+"""Every report format. A new format is one function and one row here (and its click option)."""
+
+_PARAMS = re.compile(
+    r"\b(data_range|win_size|max_pixels|group_by|weights|max_drop|item_floor|scheduler|jobs|metrics|sequences"
+    r"|color|alpha|crop_border|sigma|ssim_kernel|engine|baseline)=(?:'([^']*)'|([^\s,;:)']+))?"
+)
+
+
+def flags(message: str) -> str:
+    """A library message in the words of the command line: ``data_range=`` becomes ``--data-range``."""
+
+    def option(m: re.Match[str]) -> str:
+        if m.string.startswith(" vs ", m.end()):  # a comparison of settings ("color='rgb' vs 'y'"), not advice
+            return m[0]
+        flag = "--" + m[1].replace("_", "-")
+        value = m[2] if m[2] is not None else m[3]
+        if value is None:
+            return flag
+        if m[2] is not None and not re.fullmatch(r"[A-Za-z0-9._,-]+", value):
+            value = repr(value)
+        return f"{flag} {value}"
+
+    return _PARAMS.sub(option, message)
+
+
+def say(message: str) -> str:
+    """What the terminal shows for a library message: command-line words, no control characters."""
+    return printable(flags(message))
 
 
 class InputFailure(click.ClickException):
@@ -106,21 +143,33 @@ def _usage(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (ConfigError, BaselineError, OutputError) as exc:
-        raise click.UsageError(printable(str(exc))) from exc
+        raise click.UsageError(say(str(exc))) from exc
 
 
-def _progress(results: Iterable[ItemResult], total: int, quiet: bool) -> Iterator[ItemResult]:
-    from tqdm import tqdm
+class _Bar:
+    """A progress callback for :func:`iqeval.run`: a tqdm bar on stderr when it is a terminal."""
 
-    # no monitor thread: a second thread would make the process pool fall back
-    # from fork to the slower forkserver start
-    tqdm.monitor_interval = 0
-    # disable=None: a bar only when stderr is a terminal, so logs and pipes stay clean
-    bar = tqdm(results, total=total, unit="item", file=sys.stderr, disable=True if quiet else None, dynamic_ncols=True)
-    try:
-        yield from bar
-    finally:
-        bar.close()
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int, result: ItemResult | None) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            # no monitor thread: a second thread would make the process pool fall back
+            # from fork to the slower forkserver start
+            tqdm.monitor_interval = 0
+            # disable=None: a bar only when stderr is a terminal, so logs and pipes stay clean
+            self.bar = tqdm(
+                total=total, unit="item", file=sys.stderr, disable=True if self.quiet else None, dynamic_ncols=True
+            )
+        if result is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _load_weights(path: str | None) -> dict[str, dict[str, float]] | None:
@@ -143,7 +192,7 @@ def _load_weights(path: str | None) -> dict[str, dict[str, float]] | None:
 
 def _warn(message: str, quiet: bool) -> None:
     if not quiet:
-        click.echo(f"Warning: {printable(message)}", err=True)
+        click.echo(f"Warning: {say(message)}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -340,268 +389,153 @@ def compare(
         staging.discard()
 
 
-def _compare(
-    staging: Staging,
-    pred: Path,
-    gt: Path,
-    metric_names: str,
-    color: str,
-    crop_border: int,
-    ssim_kernel: str,
-    win_size: int | None,
-    sigma: float,
-    data_range: float | None,
-    alpha: str,
-    engine: str,
-    json_path: str | None,
-    csv_path: str | None,
-    frames_path: str | None,
-    group_by: str | None,
-    weights_path: str | None,
-    strict: bool,
-    sequences: str | None,
-    no_frame_folders: bool,
-    truncate_frames: bool,
-    fail_under: tuple[str, ...],
-    item_floor: tuple[str, ...],
-    baseline_path: str | None,
-    max_drop: tuple[str, ...],
-    allow_missing: bool,
-    junit_path: str | None,
-    markdown_path: str | None,
-    markdown_append: str | None,
-    maps_dir: str | None,
-    html_path: str | None,
-    worst_n: int,
-    jobs: int,
-    scheduler: str | None,
-    max_pixels: int,
-    show_items: bool,
-    quiet: bool,
-) -> None:
-    # --- everything that can be refused is refused here, before any file is decoded
-    if no_frame_folders and sequences not in (None, "never"):
-        raise click.UsageError(f"--no-frame-folders contradicts --sequences {sequences}")
-    policy = "never" if no_frame_folders else (sequences or "auto")
+def _compare(staging: Staging, **o: Any) -> None:
+    # --- parse, and refuse what can be refused before any file is decoded
+    if o["no_frame_folders"] and o["sequences"] not in (None, "never"):
+        raise click.UsageError(f"--no-frame-folders contradicts --sequences {o['sequences']}")
     options = _usage(
         lambda: Options(
-            metrics=parse_metrics(metric_names),
-            color=color,
-            crop_border=crop_border,
-            ssim_kernel=ssim_kernel,
-            win_size=win_size,
-            sigma=sigma,
-            data_range=data_range,
-            alpha=alpha,
+            metrics=parse_metrics(o["metric_names"]),
+            color=o["color"],
+            crop_border=o["crop_border"],
+            ssim_kernel=o["ssim_kernel"],
+            win_size=o["win_size"],
+            sigma=o["sigma"],
+            data_range=o["data_range"],
+            alpha=o["alpha"],
         )
     )
     thresholds = _usage(
-        lambda: [parse_threshold(t) for t in fail_under] + [parse_threshold(t, per_item=True) for t in item_floor]
+        lambda: (
+            tuple(parse_threshold(t) for t in o["fail_under"])
+            + tuple(parse_threshold(t, per_item=True) for t in o["item_floor"])
+        )
     )
-    drops = _usage(lambda: parse_max_drop(max_drop))
+    drops = _usage(lambda: parse_max_drop(o["max_drop"]))
+    baseline_path = o["baseline_path"]
     if drops and baseline_path is None:
         raise click.UsageError("--max-drop needs --baseline")
-    if allow_missing and baseline_path is None:
+    if o["allow_missing"] and baseline_path is None:
         raise click.UsageError("--allow-missing needs --baseline")
-    key_names: tuple[str, ...] = ("group",)
-    if group_by is not None:
-        key_names = tuple(_usage(lambda: compile_group_by(group_by)).groupindex)
-    clash = [k for k in key_names if k in FIXED_COLUMNS or k in METRICS]
-    if clash:
-        raise click.UsageError(f"--group-by names a key {clash[0]!r}, which is also a report column; rename the group")
-    _usage(lambda: check_gate_inputs(thresholds, drops, options.metrics, key_names))
-    report_paths = [
-        ("--json", json_path),
-        ("--csv", csv_path),
-        ("--frames-csv", frames_path),
-        ("--junit", junit_path),
-        ("--markdown", markdown_path),
-        ("--markdown-append", markdown_append),
-        ("--html", html_path),
-    ]
-    _usage(lambda: check_targets(report_paths, [("--maps", maps_dir)]))
-    if scheduler is not None:
-        _usage(lambda: check_scheduler_address(scheduler))
+    _usage(lambda: check_targets([(w.option, o[w.dest]) for w in WRITERS], [("--maps", o["maps_dir"])]))
     baseline = _usage(lambda: load_report(baseline_path)) if baseline_path else None
-    weights = _load_weights(weights_path)
-    if weights is not None:
-        _usage(lambda: check_weights(weights, key_names))
-    limit = max_pixels or None
     config = CompareConfig(
-        pred=pred,
-        gt=gt,
+        pred=o["pred"],
+        gt=o["gt"],
         options=options,
-        engine=engine,
-        sequences=policy,
-        truncate_frames=truncate_frames,
-        group_by=group_by,
-        jobs=jobs,
-        scheduler=scheduler,
-        max_pixels=limit,
+        engine=o["engine"],
+        sequences="never" if o["no_frame_folders"] else (o["sequences"] or "auto"),
+        truncate_frames=o["truncate_frames"],
+        group_by=o["group_by"],
+        jobs=o["jobs"],
+        scheduler=o["scheduler"],
+        max_pixels=o["max_pixels"] or None,
+        weights=_load_weights(o["weights_path"]),
+        gate=GateConfig(thresholds, drops, baseline, f"baseline {baseline_path}", o["allow_missing"]),
     )
-    if baseline is not None:
-        _usage(lambda: check_comparable(baseline, {"config": config.as_dict()}, f"baseline {baseline_path}"))
-        _usage(lambda: check_baseline_metrics(baseline, drops, f"baseline {baseline_path}"))
-    for path in (pred, gt):
-        if not path.exists():
-            raise InputFailure(f"{printable(str(path))}: no such file or directory")
-    if pred.is_dir() != gt.is_dir():
-        file_, dir_ = (gt, pred) if pred.is_dir() else (pred, gt)
-        raise click.UsageError(f"{dir_} is a folder but {file_} is a file; give two files or two folders")
+    quiet = o["quiet"]
 
-    batch_only = (
-        csv_path or frames_path or junit_path or markdown_path or markdown_append or html_path or thresholds or baseline
-    )
-    if not pred.is_dir() and is_image_path(pred) and is_image_path(gt) and not batch_only:
-        _single_pair(staging, pred, gt, options, engine, json_path, maps_dir, limit, quiet)
-        return
+    # --- the run: the library does the work
+    bar = _Bar(quiet)
+    try:
+        result = run(config, progress=bar, score=evaluate)
+    except (ConfigError, BaselineError) as exc:
+        raise click.UsageError(say(str(exc))) from exc
+    except IqevalError as exc:
+        raise InputFailure(say(str(exc))) from exc
+    finally:
+        bar.close()
 
-    if pred.is_dir():
-        pairing = find_pairs(pred, gt, sequences=policy)
-    else:
-        p_src, g_src = _source(pred), _source(gt)
-        if p_src.kind != g_src.kind:
-            raise InputFailure(
-                f"cannot pair {printable(str(pred))} ({p_src.kind}) with {printable(str(gt))} ({g_src.kind})"
-            )
-        pairing = Pairing(items=(Item(pred.stem, p_src, g_src, decision=p_src.kind),), pred_only=(), gt_only=())
-    if weights is not None:
-        _usage(lambda: check_weight_coverage(weights, [item_keys(i.id, group_by) or {} for i in pairing.items]))
+    # --- pair view: two image files, nothing but the pair asked for
+    batch_only = any(o[w.dest] for w in WRITERS if w.option != "--json") or thresholds or baseline
+    pair_view = o["pred"].is_file() and is_image_path(o["pred"]) and is_image_path(o["gt"]) and not batch_only
+    item = result.items[0]
+    if pair_view and not item.ok:
+        raise InputFailure(say(str(item.error)))
 
-    for note in pairing.notes:
+    # --- what the run says on stderr before the reports
+    for note in result.discovery_notes:
         _warn(note, quiet)
-    if pairing.pred_only or pairing.gt_only:
+    if result.pred_only or result.gt_only:
         parts = []
-        if pairing.pred_only:
-            parts.append(f"{len(pairing.pred_only)} only in {pred} (first: {pairing.pred_only[0]})")
-        if pairing.gt_only:
-            parts.append(f"{len(pairing.gt_only)} only in {gt} (first: {pairing.gt_only[0]})")
+        if result.pred_only:
+            parts.append(f"{len(result.pred_only)} only in {o['pred']} (first: {result.pred_only[0]})")
+        if result.gt_only:
+            parts.append(f"{len(result.gt_only)} only in {o['gt']} (first: {result.gt_only[0]})")
         _warn("unmatched files: " + "; ".join(parts), quiet)
-    if (pairing.sequence_folders or pairing.rejected_folders) and not quiet:
+    if (result.sequence_folders or result.separate_image_folders) and not quiet:
         click.echo(
-            f"Note: {_count(pairing.sequence_folders, 'folder')} of numbered images scored as frame sequences, "
-            f"{pairing.rejected_folders} as separate images (--sequences {policy}; each item's read_as says why)",
+            f"Note: {_count(result.sequence_folders, 'folder')} of numbered images scored as frame sequences, "
+            f"{result.separate_image_folders} as separate images (--sequences {config.sequences}; each item's "
+            "read_as says why)",
             err=True,
         )
-    if not pairing.items:
-        raise InputFailure(f"no pairs found between {printable(str(pred))} and {printable(str(gt))}")
-
-    results = _usage(lambda: list(_progress(evaluate(config, pairing.items), len(pairing.items), quiet)))
-    summary = _usage(lambda: summarize_run(results, options.metrics, key_names, weights))
-
-    for r in results:
-        for w in r.warnings:
-            _warn(f"{r.id}: {w}", quiet)
-    if summary.group_by_unmatched:
+    for r in result.items:
+        for warning in r.warnings:
+            _warn(f"{r.id}: {warning}", quiet)
+    if result.summary.group_by_unmatched:
+        unmatched = result.summary.group_by_unmatched
         _warn(
-            f"--group-by matched no key in {len(summary.group_by_unmatched)} items "
-            f"(first: {summary.group_by_unmatched[0]}); they count only in the overall",
+            f"--group-by matched no key in {len(unmatched)} items (first: {unmatched[0]}); they count only in the overall",
             quiet,
         )
+    if baseline is not None and presence(baseline, result).shared == 0:
+        _warn(f"this run and baseline {baseline_path} share no scored item", quiet)
 
-    doc = batch_json(results, summary, pairing, config.as_dict(), __version__)
-    checks: list[Check] = check_thresholds(doc, thresholds)
-    if baseline is not None:
-        checks += baseline_checks(compare_reports(baseline, doc), drops or {})
-        items_now = presence(baseline, doc)
-        if not allow_missing:
-            checks.append(presence_check(items_now))
-        if items_now.shared == 0:
-            _warn(f"this run and baseline {baseline_path} share no scored item", quiet)
-
+    # --- reports: staged, then committed together
     try:
-        if json_path is not None:
-            staging.add("--json", json_path, dumps(doc))
-        if junit_path is not None:
-            staging.add("--junit", junit_path, junit_xml(doc, checks))
-        markdown = markdown_summary(doc, checks) if markdown_path or markdown_append else ""
-        if markdown_path is not None:
-            staging.add("--markdown", markdown_path, markdown)
-        if markdown_append is not None:
-            staging.add("--markdown-append", markdown_append, markdown, append=True)
-        if maps_dir is not None or html_path is not None:
-            visuals = _visuals(results, options, worst_n, quiet, limit)
-            if maps_dir is not None:
-                names = map_names([r.id for r, _ in visuals])
-                for (_, v), name in zip(visuals, names, strict=True):
-                    for file_name, png in map_files(v, name):
-                        staging.add_file("--maps", Path(maps_dir) / file_name, png)
-            if html_path is not None:
-                staging.add(
-                    "--html", html_path, html_report(doc, checks, [(item_dict(r, frames=False), v) for r, v in visuals])
-                )
-        if csv_path is not None:
-            staging.add("--csv", csv_path, items_csv(results, options.metrics, key_names))
-        if frames_path is not None:
-            staging.add("--frames-csv", frames_path, frames_csv(results, options.metrics))
+        visuals: list[tuple[ItemResult, Visual]] = []
+        if o["maps_dir"] is not None or any(o[w.dest] for w in WRITERS if w.needs_visuals):
+            visuals = _visuals(list(result.items), options, 1 if pair_view else o["worst_n"], quiet, config.max_pixels)
+        for w in WRITERS:
+            if o[w.dest] is not None:
+                staging.add(w.option, o[w.dest], w.render(result, visuals), append=w.append)
+        if o["maps_dir"] is not None:
+            names = map_names([r.id for r, _ in visuals])
+            for (_, v), name in zip(visuals, names, strict=True):
+                for file_name, png in map_files(v, name):
+                    staging.add_file("--maps", Path(o["maps_dir"]) / file_name, png)
         staging.commit(lambda text: click.echo(text, nl=False))
     except (OutputError, OSError) as exc:
         staging.discard()
-        raise OutputFailure(f"{printable(str(exc))}; no report was replaced") from exc
+        raise OutputFailure(f"{say(str(exc))}; no report was replaced") from exc
 
-    outputs = [p for _, p in report_paths if p is not None]
-    if "-" not in outputs and not quiet:
-        click.echo(format_summary(results, summary, pairing, show_items=show_items), nl=False)
-    for r in results:
+    # --- the summary, the errors, the gate, the exit code
+    to_stdout = any(o[w.dest] == "-" for w in WRITERS)
+    if pair_view:
+        if not to_stdout and not quiet:
+            click.echo(format_pair(item), nl=False)
+        if o["maps_dir"] is not None and not quiet:
+            for name in map_names([item.id]):
+                for suffix in ("ssim", "error"):
+                    click.echo(f"wrote {printable(str(Path(o['maps_dir']) / f'{name}.{suffix}.png'))}", err=True)
+        return
+    if not to_stdout and not quiet:
+        click.echo(format_summary(result, show_items=o["show_items"]), nl=False)
+    for r in result.items:
         if not r.ok:
-            click.echo(f"Error: {printable(r.id)}: {printable(str(r.error))}", err=True)
-    for c in checks:
+            click.echo(f"Error: {printable(r.id)}: {say(str(r.error))}", err=True)
+    for c in result.checks:
         if not c.passed:
-            click.echo(f"Gate failed: {printable(c.message)}", err=True)
-    if checks and all(c.passed for c in checks) and not quiet:
-        click.echo(f"Gate passed: {_count(len(checks), 'condition')}", err=True)
+            click.echo(f"Gate failed: {say(c.message)}", err=True)
+    if result.checks and all(c.passed for c in result.checks) and not quiet:
+        click.echo(f"Gate passed: {_count(len(result.checks), 'condition')}", err=True)
 
-    if summary.n_failed:
+    if result.summary.n_failed:
         sys.exit(EXIT_ITEMS_FAILED)
-    if strict and (pairing.pred_only or pairing.gt_only or pairing.notes):
+    if o["strict"] and (result.pred_only or result.gt_only or result.discovery_notes):
         click.echo(
-            f"Error: --strict: {len(pairing.pred_only)} pred-only and {len(pairing.gt_only)} gt-only files"
-            + (f", {len(pairing.notes)} folders not read" if pairing.notes else ""),
+            f"Error: --strict: {len(result.pred_only)} pred-only and {len(result.gt_only)} gt-only files"
+            + (f", {len(result.discovery_notes)} folders not read" if result.discovery_notes else ""),
             err=True,
         )
         sys.exit(EXIT_UNMATCHED)
-    if any(not c.passed for c in checks):
+    if not result.passed:
         sys.exit(EXIT_GATE)
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _single_pair(
-    staging: Staging,
-    pred: Path,
-    gt: Path,
-    options: Options,
-    engine: str,
-    json_path: str | None,
-    maps_dir: str | None,
-    max_pixels: int | None,
-    quiet: bool,
-) -> None:
-    try:
-        result = compare_images(pred, gt, options=options, engine=engine, max_pixels=max_pixels)
-        files: list[tuple[Path, bytes]] = []
-        if maps_dir is not None:
-            p, g = read_image(pred, max_pixels=max_pixels), read_image(gt, max_pixels=max_pixels)
-            v = visual_of(p, g, options, str(pred), str(gt))
-            files = [(Path(maps_dir) / f, png) for f, png in map_files(v, map_names([pred.stem])[0])]
-    except IqevalError as exc:
-        raise InputFailure(printable(str(exc))) from exc
-    try:
-        if json_path is not None:
-            staging.add("--json", json_path, dumps(pair_json(result, options.as_dict(), __version__)))
-        for path, png in files:
-            staging.add_file("--maps", path, png)
-        staging.commit(lambda text: click.echo(text, nl=False))
-    except (OutputError, OSError) as exc:
-        staging.discard()
-        raise OutputFailure(f"{printable(str(exc))}; no report was replaced") from exc
-    if json_path != "-" and not quiet:
-        click.echo(format_pair(result), nl=False)
-    if not quiet:
-        for path, _ in files:
-            click.echo(f"wrote {printable(str(path))}", err=True)
 
 
 @cli.command()
@@ -615,10 +549,10 @@ def diff(old: Path, new: Path, max_drop: tuple[str, ...], allow_missing: bool, l
     drops = _usage(lambda: parse_max_drop(max_drop))
     old_doc = _usage(lambda: load_report(old))
     new_doc = _usage(lambda: load_report(new))
-    _usage(lambda: check_comparable(old_doc, new_doc, str(old)))
+    _usage(lambda: check_comparable(old_doc.settings, new_doc.settings, str(old)))
     _usage(lambda: check_baseline_metrics(old_doc, drops, str(old)))
     _usage(lambda: check_baseline_metrics(new_doc, drops, str(new)))
-    changes = compare_reports(old_doc, new_doc)
+    changes = compare_runs(old_doc, new_doc)
     items = presence(old_doc, new_doc)
     if items.shared == 0:
         click.echo(f"Warning: {printable(str(old))} and {printable(str(new))} share no scored item", err=True)
@@ -628,7 +562,7 @@ def diff(old: Path, new: Path, max_drop: tuple[str, ...], allow_missing: bool, l
         checks.append(presence_check(items))
     failed = [c for c in checks if not c.passed]
     for c in failed:
-        click.echo(f"Gate failed: {printable(c.message)}", err=True)
+        click.echo(f"Gate failed: {say(c.message)}", err=True)
     if failed:
         sys.exit(EXIT_GATE)
 
@@ -643,10 +577,6 @@ def _visuals(
         except (IqevalError, OSError, IndexError) as exc:
             _warn(f"{r.id}: no maps: {exc}", quiet)
     return out
-
-
-def _source(path: Path) -> Source:
-    return Source(path, "video" if is_video_path(path) else "image")
 
 
 def main() -> None:

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from . import metrics
+from .errors import ConfigError
 from .io import DEFAULT_MAX_PIXELS, load_image
+from .metrics import Engine
 from .prepare import Options, PairInfo, Prepared, prepare
 
-ENGINES = ("fast", "skimage")
-
-ImageLike = "str | os.PathLike[str] | np.ndarray"
+ENGINES: tuple[Engine, ...] = ("fast", "skimage")
 
 
 @dataclass(frozen=True)
@@ -31,34 +31,9 @@ class PairResult:
         return self.scores[metric]
 
 
-def as_float(a: np.ndarray, scale: float) -> np.ndarray:
-    """float64 copy (or view) of ``a`` multiplied by ``scale``."""
-    x = np.asarray(a, dtype=np.float64)
-    if scale != 1.0:
-        x = x * scale
-    return x
-
-
-def score_prepared(prep: Prepared, options: Options, engine: str = "fast") -> dict[str, float]:
-    """Compute the selected metrics on a prepared pair."""
-    if engine == "fast":
-        from .fast import score_fast
-
-        return score_fast(prep, options)
-    x = as_float(prep.pred, prep.pred_scale)
-    y = as_float(prep.gt, prep.gt_scale)
-    data_range = prep.info.data_range
-    scores: dict[str, float] = {}
-    for name in options.metrics:
-        if name == "ssim":
-            scores[name] = metrics.ssim(
-                x, y, data_range=data_range, kernel=options.ssim_kernel, win_size=options.win_size, sigma=options.sigma
-            )
-        elif name == "psnr":
-            scores[name] = metrics.psnr(x, y, data_range=data_range)
-        else:
-            scores[name] = metrics.mse(x, y)
-    return scores
+def score_prepared(prep: Prepared, options: Options, engine: Engine = "fast") -> dict[str, float]:
+    """Compute the selected metrics on a prepared pair (one loop over the registry)."""
+    return metrics.compute(options.metrics, prep, options, engine)
 
 
 def score_arrays(
@@ -67,7 +42,7 @@ def score_arrays(
     options: Options,
     pred_name: str = "pred",
     gt_name: str = "gt",
-    engine: str = "fast",
+    engine: Engine = "fast",
 ) -> tuple[dict[str, float], PairInfo]:
     """Prepare and score one pair of decoded arrays."""
     prep = prepare(pred, gt, options, pred_name, gt_name)
@@ -86,7 +61,7 @@ def compare_images(
     gt: Any,
     *,
     options: Options | None = None,
-    engine: str = "fast",
+    engine: Engine = "fast",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     **kwargs: Any,
 ) -> PairResult:
@@ -124,7 +99,7 @@ def compare_images(
     elif kwargs:
         raise TypeError("pass either options or keyword options, not both")
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+        raise ConfigError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
     p, pred_name, p_note = _load(pred, "pred", max_pixels)
     g, gt_name, g_note = _load(gt, "gt", max_pixels)
     scores, info = score_arrays(p, g, options, pred_name, gt_name, engine)

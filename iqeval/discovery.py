@@ -23,26 +23,16 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .errors import ConfigError
-from .io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, image_size
+from .io import IMAGE_EXTENSIONS, image_size
+from .sources import Source, kind_of
 
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
 
-SEQUENCE_POLICIES = ("auto", "never", "always")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One side of an item: a still image, a video file or a frame folder."""
-
-    path: Path
-    kind: str  # "image", "video" or "frames"
-    frames: tuple[Path, ...] = ()
-
-    @property
-    def is_sequence(self) -> bool:
-        return self.kind != "image"
+Sequences = Literal["auto", "never", "always"]
+SEQUENCE_POLICIES: tuple[Sequences, ...] = ("auto", "never", "always")
 
 
 @dataclass(frozen=True)
@@ -60,7 +50,7 @@ class Item:
     decision: str = ""
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["image", "sequence"]:
         sources = [s for s in (self.pred, self.gt) if s is not None]
         return "sequence" if any(s.is_sequence for s in sources) else "image"
 
@@ -196,14 +186,11 @@ def _walk(root: Path, sequences: str) -> _Side:
             side.ignored += len(files) - len(numbered)
             continue
         for name in files:
-            ext = Path(name).suffix.lower()
-            stem = (rel_dir / Path(name).stem).as_posix()
-            if ext in IMAGE_EXTENSIONS:
-                add(stem, Source(here / name, "image"))
-            elif ext in VIDEO_EXTENSIONS:
-                add(stem, Source(here / name, "video"))
-            else:
+            kind = kind_of(name)
+            if kind is None:
                 side.ignored += 1
+            else:
+                add((rel_dir / Path(name).stem).as_posix(), Source(here / name, kind))
     return side
 
 
@@ -243,7 +230,7 @@ def _resolve(pred: _Side, gt: _Side, sequences: str) -> tuple[dict[str, str], in
             other_video = any(s.kind == "video" for s in other.sources.get(stem, []))
             other_images = stem in other.sources and not other_video
             if sequences == "always":
-                verdicts.append((True, f"{len(c.frames)} numbered frames (--sequences always)"))
+                verdicts.append((True, f"{len(c.frames)} numbered frames (sequences='always')"))
             elif other_images:
                 verdicts.append((False, "the other side has a file of the same name, not a folder"))
             else:
@@ -269,7 +256,7 @@ def _resolve(pred: _Side, gt: _Side, sequences: str) -> tuple[dict[str, str], in
 
 
 def _describe(sources: Iterable[Source]) -> str:
-    return " and ".join(str(s.path) + ("/" if s.kind == "frames" else "") for s in sources)
+    return " and ".join(s.describe() for s in sources)
 
 
 def _one_sided(side: _Side, other: _Side, root: Path) -> list[str]:
@@ -279,13 +266,12 @@ def _one_sided(side: _Side, other: _Side, root: Path) -> list[str]:
 
 
 def _default_decision(pred: Source, gt: Source) -> str:
-    kinds = {"image": "image", "video": "video", "frames": "frame folder"}
-    a, b = kinds[pred.kind], kinds[gt.kind]
+    a, b = pred.label, gt.label
     return a if a == b else f"{a} against {b}"
 
 
 def find_pairs(
-    pred_root: str | os.PathLike[str], gt_root: str | os.PathLike[str], *, sequences: str = "auto"
+    pred_root: str | os.PathLike[str], gt_root: str | os.PathLike[str], *, sequences: Sequences = "auto"
 ) -> Pairing:
     """Pair the items of two trees by relative path without extension.
 
@@ -312,7 +298,7 @@ def find_pairs(
                 error = f"ambiguous: {_describe(cands)} both match {stem}"
                 ambiguous.append(stem)
                 break
-        if error is None and (p[0].kind == "image") != (g[0].kind == "image"):
+        if error is None and p[0].is_sequence != g[0].is_sequence:
             error = f"cannot pair {_describe(p[:1])} ({p[0].kind}) with {_describe(g[:1])} ({g[0].kind})"
         items.append(Item(stem, p[0], g[0], error, decisions.get(stem) or _default_decision(p[0], g[0])))
     pred_only = _one_sided(pred_side, gt_side, Path(pred_root))

@@ -14,28 +14,48 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import score_arrays
-from .discovery import Item, Source, find_pairs
+from .core import Engine, score_arrays
+from .discovery import Item, Sequences, find_pairs
 from .errors import ConfigError, IqevalError, SequenceError
-from .io import DEFAULT_MAX_PIXELS, Decoded, iter_frames, load_image
+from .gate import GateConfig
+from .io import DEFAULT_MAX_PIXELS, Decoded, load_image
+from .metrics import METRICS, POOLS
 from .parallel import choose_mapper
 from .prepare import Options, PairInfo
+from .results import ItemResult
+from .sources import Source
+
+__all__ = [
+    "CompareConfig",
+    "ItemResult",
+    "compile_group_by",
+    "evaluate",
+    "evaluate_item",
+    "frame_of",
+    "frames_of",
+    "item_keys",
+    "item_result",
+    "score_sequence",
+]
 
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """Everything a batch run depends on."""
+    """Everything a run depends on: the inputs, the options that shape the numbers, how to
+    read sequences, how to group and weight, where to run, and the gate."""
 
     pred: Path
     gt: Path
     options: Options = field(default_factory=Options)
-    engine: str = "fast"
-    sequences: str = "auto"
+    engine: Engine = "fast"
+    sequences: Sequences = "auto"
     truncate_frames: bool = False
     group_by: str | None = None
     jobs: int = 0  # 0: all CPUs
     scheduler: str | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    weights: Mapping[str, Mapping[str, float]] | None = None
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def key_names(self) -> tuple[str, ...]:
         """The keys every item gets."""
@@ -54,48 +74,14 @@ class CompareConfig:
         }
 
 
-@dataclass(frozen=True)
-class ItemResult:
-    """One item's outcome.
-
-    ``scores`` holds the item-level value per metric: the image's score, or
-    for a sequence the mean over its frames. ``frame_scores`` is an array of
-    shape (n_frames, n_metrics) in ``metrics`` order (empty for still images).
-    """
-
-    id: str
-    pred: str
-    gt: str
-    kind: str
-    keys: Mapping[str, str]
-    metrics: tuple[str, ...]
-    scores: Mapping[str, float]
-    frame_scores: np.ndarray
-    status: str  # "ok" or "error"
-    error: str | None = None
-    info: PairInfo | None = None
-    warnings: tuple[str, ...] = ()
-    decision: str = ""
-    pred_source: Source | None = None
-    gt_source: Source | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.frame_scores.shape[0])
-
-
 def compile_group_by(pattern: str) -> re.Pattern[str]:
     """Compile a ``--group-by`` regex, which must have at least one named group."""
     try:
         rx = re.compile(pattern)
     except re.error as exc:
-        raise ConfigError(f"--group-by {pattern!r} is not a valid regular expression: {exc}") from exc
+        raise ConfigError(f"group_by={pattern!r} is not a valid regular expression: {exc}") from exc
     if not rx.groupindex:
-        raise ConfigError(f"--group-by {pattern!r} has no named group; use (?P<name>...)")
+        raise ConfigError(f"group_by={pattern!r} has no named group; use (?P<name>...)")
     return rx
 
 
@@ -111,35 +97,20 @@ def item_keys(item_id: str, group_by: str | None) -> dict[str, str] | None:
 
 
 def frames_of(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
-    """Stream the decoded frames of a source (one for a still image)."""
-    if source.kind == "video":
-        return (Decoded(f) for f in iter_frames(source.path, max_pixels=max_pixels))
-    if source.kind == "frames":
-        return (load_image(p, max_pixels=max_pixels) for p in source.frames)
-    return iter([load_image(source.path, max_pixels=max_pixels)])
+    """Stream the decoded frames of a source (one for a still image); see :meth:`Source.decode`."""
+    return source.decode(max_pixels)
 
 
 def frame_of(source: Source, index: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """One decoded frame of a source (the image itself for a still image)."""
-    if source.kind == "frames":
-        return load_image(source.frames[index], max_pixels=max_pixels).array
-    for i, frame in enumerate(frames_of(source, max_pixels)):
-        if i == index:
-            return frame.array
-    raise SequenceError(f"{source.path}: has no frame {index}")
-
-
-def _frame_name(source: Source, index: int) -> str:
-    if source.kind == "frames":
-        return str(source.frames[index])
-    return f"{source.path} frame {index}"
+    """One decoded frame of a source; see :meth:`Source.frame`."""
+    return source.frame(index, max_pixels)
 
 
 def score_sequence(
     pred: Source,
     gt: Source,
     options: Options,
-    engine: str,
+    engine: Engine,
     truncate: bool,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, PairInfo, tuple[str, ...]]:
@@ -164,7 +135,7 @@ def score_sequence(
             warnings = (f"{message}; scored the first {index}",)
             break
         scores, frame_info = score_arrays(
-            p.array, g.array, options, _frame_name(pred, index), _frame_name(gt, index), engine
+            p.array, g.array, options, pred.frame_name(index), gt.frame_name(index), engine
         )
         info = info or frame_info
         notes.update(n for n in (p.note, g.note) if n)
@@ -210,7 +181,7 @@ def item_result(
 def evaluate_item(
     item: Item,
     options: Options,
-    engine: str = "fast",
+    engine: Engine = "fast",
     truncate: bool = False,
     group_by: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -244,9 +215,9 @@ def evaluate_item(
         return result({}, error=f"{pred}: out of memory")
     except Exception as exc:  # a bug or an unforeseen decoder failure must not lose the other items
         return result({}, error=f"unexpected error ({type(exc).__name__}: {exc})")
-    # the mean of the per-frame values; one infinite frame (a perfect PSNR) makes it infinite
-    means = {m: float(np.mean(frames[:, i])) for i, m in enumerate(options.metrics)}
-    return result(means, frames, info=info, warnings=warnings)
+    # each metric pools its frames its own way (the mean: one infinite frame makes it infinite)
+    pooled = {m: POOLS[METRICS[m].pool](frames[:, i]) for i, m in enumerate(options.metrics)}
+    return result(pooled, frames, info=info, warnings=warnings)
 
 
 Mapper = Callable[[Callable[[Item], ItemResult], Iterable[Item]], Iterator[ItemResult]]
@@ -275,7 +246,7 @@ class _ItemScorer:
     """A picklable per-item function, so process pools and Dask can ship it."""
 
     options: Options
-    engine: str
+    engine: Engine
     truncate: bool
     group_by: str | None
     max_pixels: int | None = DEFAULT_MAX_PIXELS

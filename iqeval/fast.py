@@ -17,12 +17,9 @@ holds this engine to it for every option.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .metrics import TRUNCATE
-from .prepare import Options, Prepared
+TRUNCATE = 3.5  # skimage's Gaussian truncation for SSIM (radius = int(3.5 * sigma + 0.5))
 
 BAND_ELEMENTS = 1 << 16  # per moment and band: 512 KiB of float64, so a band stays in cache
 
@@ -302,29 +299,3 @@ def mean_ssim(
         total += float(num.sum(dtype=np.float64))
         count += num.size
     return total / count
-
-
-def score_fast(prep: Prepared, options: Options) -> dict[str, float]:
-    """Compute the selected metrics of a prepared pair with the banded engine."""
-    scores: dict[str, float] = {}
-    data_range = prep.info.data_range
-    if "psnr" in options.metrics or "mse" in options.metrics:
-        n = prep.pred.size
-        mse = sum_squared_error(prep.pred, prep.gt, prep.pred_scale, prep.gt_scale) / n
-    for name in options.metrics:
-        if name == "ssim":
-            scores[name] = mean_ssim(
-                prep.pred,
-                prep.gt,
-                prep.pred_scale,
-                prep.gt_scale,
-                data_range=data_range,
-                kernel=options.ssim_kernel,
-                win_size=options.win_size,
-                sigma=options.sigma,
-            )
-        elif name == "psnr":
-            scores[name] = math.inf if mse == 0.0 else 10.0 * math.log10(data_range * data_range / mse)
-        else:
-            scores[name] = mse
-    return scores

@@ -1,22 +1,23 @@
-"""Quality gates for CI: thresholds on the run and regressions against a baseline.
+"""Quality gates for CI: thresholds on a run and regressions against a baseline.
 
-Both work on report documents (the dicts :func:`iqeval.report.batch_json`
-builds and ``--json`` writes), so a gate can be checked on a fresh run or,
-with ``iqeval diff``, on two saved reports without recomputing anything.
+Everything here reads the typed :class:`~iqeval.results.Run`, whether it was
+just computed or read back from a ``--json`` report (:func:`load_report`), so
+``iqeval diff`` checks two saved reports with the same code as a live run.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import BaselineError, ConfigError
 from .metrics import METRICS
+from .report import format_score
+from .results import READABLE_SCHEMAS, Change, Check, Presence, Run
 
 # options that change what the numbers mean; reports that differ in any are not comparable
 COMPARABLE = ("color", "crop_border", "ssim_kernel", "win_size", "sigma", "data_range", "alpha", "sequences")
@@ -45,29 +46,14 @@ class Threshold:
         return f"{self.key}={self.key_value}"
 
 
-@dataclass(frozen=True)
-class Check:
-    """One gate condition and its outcome."""
-
-    name: str
-    passed: bool
-    message: str
-    offenders: tuple[str, ...] = ()
-
-
 def worse(metric: str, value: float, limit: float) -> bool:
     """True when ``value`` is worse than ``limit`` in the metric's direction."""
-    if math.isnan(value):
-        return True
-    return value < limit if METRICS[metric].higher_is_better else value > limit
+    return METRICS[metric].worse(value, limit)
 
 
 def drop(metric: str, old: float, new: float) -> float:
     """How much worse ``new`` is than ``old`` (negative for an improvement); inf-safe."""
-    a, b = (old, new) if METRICS[metric].higher_is_better else (new, old)
-    if a == b:  # includes inf == inf
-        return 0.0
-    return a - b
+    return METRICS[metric].drop(old, new)
 
 
 def parse_threshold(text: str, per_item: bool = False) -> Threshold:
@@ -80,8 +66,19 @@ def parse_threshold(text: str, per_item: bool = False) -> Threshold:
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r} in {text!r}; choose from {', '.join(METRICS)}")
     if per_item and m["key"]:
-        raise ConfigError(f"--item-floor takes METRIC=VALUE, not a key scope: {text!r}")
+        raise ConfigError(f"item_floor= takes METRIC=VALUE, not a key scope: {text!r}")
     return Threshold(metric, float(m["threshold"]), m["key"], m["value"], per_item)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The conditions a run must meet: thresholds, and no regression against a baseline."""
+
+    thresholds: tuple[Threshold, ...] = ()
+    max_drop: Mapping[str, float] = field(default_factory=dict)
+    baseline: Run | None = None
+    baseline_name: str = "baseline"
+    allow_missing: bool = False
 
 
 def parse_max_drop(texts: Sequence[str]) -> dict[str, float]:
@@ -90,41 +87,28 @@ def parse_max_drop(texts: Sequence[str]) -> dict[str, float]:
     for text in texts:
         t = parse_threshold(text, per_item=True)
         if t.value < 0:
-            raise ConfigError(f"--max-drop must not be negative: {text!r}")
+            raise ConfigError(f"max_drop= must not be negative: {text!r}")
         out[t.metric] = t.value
     return out
 
 
-def _fmt(metric: str, value: float) -> str:
-    from .report import format_score
-
-    return format_score(metric, value)
-
-
-def _value(v: Any) -> float:
-    return float(v)  # reports write inf/nan as strings, which float() reads
-
-
-def check_thresholds(doc: Mapping[str, Any], thresholds: Sequence[Threshold]) -> list[Check]:
-    """Evaluate thresholds against a report document."""
+def check_thresholds(run: Run, thresholds: Sequence[Threshold]) -> list[Check]:
+    """Evaluate thresholds against a run."""
     checks: list[Check] = []
-    metrics = doc["config"]["metrics"]
     for t in thresholds:
         op = ">=" if METRICS[t.metric].higher_is_better else "<="
         name = f"{t.metric} {op} {t.value:g} ({t.scope})"
-        if t.metric not in metrics:
+        if t.metric not in run.metrics:
             checks.append(Check(name, False, f"{name}: {t.metric} was not computed in this run"))
             continue
         if t.per_item:
             bad = [
-                (i["id"], _value(i["scores"][t.metric]))
-                for i in doc["items"]
-                if i["status"] == "ok" and worse(t.metric, _value(i["scores"][t.metric]), t.value)
+                (r.id, r.scores[t.metric]) for r in run.items if r.ok and worse(t.metric, r.scores[t.metric], t.value)
             ]
             reverse = not METRICS[t.metric].higher_is_better
             bad.sort(key=lambda x: (x[1], x[0]), reverse=reverse)
             if bad:
-                listing = ", ".join(f"{i} ({_fmt(t.metric, v)})" for i, v in bad[:10])
+                listing = ", ".join(f"{i} ({format_score(t.metric, v)})" for i, v in bad[:10])
                 more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
                 msg = f"{name}: {len(bad)} items below the floor, worst first: {listing}{more}"
                 checks.append(Check(name, False, msg, tuple(i for i, _ in bad)))
@@ -132,26 +116,24 @@ def check_thresholds(doc: Mapping[str, Any], thresholds: Sequence[Threshold]) ->
                 checks.append(Check(name, True, f"{name}: all items pass"))
             continue
         if t.key is None:
-            scopes = [("overall", doc["summary"]["micro"][t.metric])]
+            scopes = [("overall", run.summary.micro[t.metric])]
         else:
-            rows = doc["keys"].get(t.key)
+            rows = run.summary.groups.get(t.key)
             if rows is None:
                 checks.append(Check(name, False, f"{name}: no key {t.key!r} in this run"))
                 continue
-            chosen = [r for r in rows if t.key_value in ("*", r["value"])]
+            chosen = [g for g in rows if t.key_value in ("*", g.value)]
             if not chosen:
                 checks.append(Check(name, False, f"{name}: no item has {t.key}={t.key_value}"))
                 continue
-            scopes = [(f"{t.key}={r['value']}", r["metrics"][t.metric]) for r in chosen]
+            scopes = [(f"{t.key}={g.value}", g.metrics[t.metric]) for g in chosen]
         for scope, stats in scopes:
-            label = f"{t.metric} >= {t.value:g} ({scope})" if op == ">=" else f"{t.metric} <= {t.value:g} ({scope})"
-            mean = _value(stats["mean"])
-            if stats["n"] == 0:
+            label = f"{t.metric} {op} {t.value:g} ({scope})"
+            if stats.n == 0:
                 checks.append(Check(label, False, f"{label}: no scored item"))
-            elif worse(t.metric, mean, t.value):
-                checks.append(Check(label, False, f"{label}: mean is {_fmt(t.metric, mean)}"))
             else:
-                checks.append(Check(label, True, f"{label}: mean is {_fmt(t.metric, mean)}"))
+                mean = format_score(t.metric, stats.mean)
+                checks.append(Check(label, not worse(t.metric, stats.mean, t.value), f"{label}: mean is {mean}"))
     return checks
 
 
@@ -162,21 +144,22 @@ def check_gate_inputs(
     for t in thresholds:
         if t.metric not in metrics:
             raise ConfigError(
-                f"a gate checks {t.metric}, which this run does not compute (--metrics {','.join(metrics)})"
+                f"a gate checks {t.metric}, which this run does not compute (metrics={','.join(metrics)!r})"
             )
         if t.key is not None and t.key not in key_names:
             raise ConfigError(f"a gate scopes key {t.key!r}, but the keys are: {', '.join(key_names)}")
     for m in drops:
         if m not in metrics:
-            raise ConfigError(f"--max-drop checks {m}, which this run does not compute (--metrics {','.join(metrics)})")
+            raise ConfigError(f"max_drop= checks {m}, which this run does not compute (metrics={','.join(metrics)!r})")
 
 
-def check_baseline_metrics(baseline: Mapping[str, Any], drops: Mapping[str, float], name: str) -> None:
-    """Refuse a --max-drop on a metric the baseline lacks (nothing could be compared)."""
-    have = baseline["config"]["metrics"]
+def check_baseline_metrics(baseline: Run, drops: Mapping[str, float], name: str) -> None:
+    """Refuse a max_drop on a metric the baseline lacks (nothing could be compared)."""
     for m in drops:
-        if m not in have:
-            raise BaselineError(f"{name} has no {m} (it computed {', '.join(have)}); --max-drop {m} cannot be checked")
+        if m not in baseline.metrics:
+            raise BaselineError(
+                f"{name} has no {m} (it computed {', '.join(baseline.metrics)}); a max_drop= on {m} cannot be checked"
+            )
 
 
 def _config_value(config: Mapping[str, Any], key: str) -> Any:
@@ -202,10 +185,11 @@ def _is_number(v: Any) -> bool:
 def validate_report(doc: Any, path: Path) -> dict[str, Any]:
     """Check every field a comparison reads, so a damaged report is one line, never a traceback."""
     _need(isinstance(doc, dict), path, "the top level is not an object")
+    version = doc.get("schema_version")
     _need(
-        doc.get("schema_version") == 1,
+        version in READABLE_SCHEMAS,
         path,
-        f"schema_version {doc.get('schema_version')!r} is not supported (expected 1)",
+        f"schema_version {version!r} is not supported (this iqeval reads {', '.join(map(str, READABLE_SCHEMAS))})",
     )
     for key in ("config", "summary", "keys"):
         _need(isinstance(doc.get(key), dict), path, f"'{key}' is missing or not an object")
@@ -222,9 +206,8 @@ def validate_report(doc: Any, path: Path) -> dict[str, Any]:
     def stats(value: Any, where: str) -> None:
         _need(isinstance(value, dict), path, f"{where} is not an object")
         _need(_is_number(value.get("mean")), path, f"{where}.mean is not a number")
-        _need(
-            isinstance(value.get("n"), int) and not isinstance(value.get("n"), bool), path, f"{where}.n is not a count"
-        )
+        n = value.get("n")
+        _need(isinstance(n, int) and not isinstance(n, bool), path, f"{where}.n is not a count")
 
     for m in metrics:
         stats(micro.get(m), f"summary.micro.{m}")
@@ -248,11 +231,19 @@ def validate_report(doc: Any, path: Path) -> dict[str, Any]:
             _need(isinstance(scores, dict), path, f"items[{i}] ({item['id']}) has no scores")
             for m in metrics:
                 _need(_is_number(scores.get(m)), path, f"items[{i}] ({item['id']}) score {m} is not a number")
+        frames = item.get("frames")
+        if frames is not None:
+            _need(
+                isinstance(frames, dict)
+                and all(isinstance(v, list) and all(_is_number(x) for x in v) for v in frames.values()),
+                path,
+                f"items[{i}] ({item['id']}) frames are not lists of numbers",
+            )
     return doc
 
 
-def load_report(path: str | Path) -> dict[str, Any]:
-    """Read a ``--json`` report, refusing anything else with a clear message."""
+def load_report(path: str | Path) -> Run:
+    """Read a ``--json`` report (schema 1 or 2) as a :class:`Run`, refusing anything else with a clear message."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -266,15 +257,15 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise BaselineError(f"{p}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
     except RecursionError:
         raise BaselineError(f"{p}: not an iqeval batch report: nested too deeply") from None
-    return validate_report(doc, p)
+    return Run.from_doc(validate_report(doc, p))
 
 
 def check_comparable(old: Mapping[str, Any], new: Mapping[str, Any], old_name: str = "baseline") -> None:
-    """Refuse reports whose numbers mean different things."""
+    """Refuse runs whose numbers mean different things (``old`` and ``new`` are their settings)."""
     diffs = [
-        f"{k}={_config_value(old['config'], k)!r} vs {_config_value(new['config'], k)!r}"
+        f"{k}={_config_value(old, k)!r} vs {_config_value(new, k)!r}"
         for k in COMPARABLE
-        if _config_value(old["config"], k) != _config_value(new["config"], k)
+        if _config_value(old, k) != _config_value(new, k)
     ]
     if diffs:
         raise BaselineError(
@@ -282,25 +273,11 @@ def check_comparable(old: Mapping[str, Any], new: Mapping[str, Any], old_name: s
         )
 
 
-@dataclass(frozen=True)
-class Presence:
-    """Which items of the baseline are gone, failed now, or new."""
-
-    missing: tuple[str, ...]  # in the baseline (scored), absent now
-    failed: tuple[str, ...]  # scored in the baseline, failed now
-    appeared: tuple[str, ...]  # not in the baseline
-    shared: int  # scored in both
-
-    @property
-    def lost(self) -> tuple[str, ...]:
-        return self.missing + self.failed
-
-
-def presence(old: Mapping[str, Any], new: Mapping[str, Any]) -> Presence:
-    """Compare the item lists of two reports."""
-    old_ok = {i["id"] for i in old["items"] if i["status"] == "ok"}
-    old_all = {i["id"] for i in old["items"]}
-    new_status = {i["id"]: i["status"] for i in new["items"]}
+def presence(old: Run, new: Run) -> Presence:
+    """Compare the item lists of two runs."""
+    old_ok = {r.id for r in old.items if r.ok}
+    old_all = {r.id for r in old.items}
+    new_status = {r.id: r.status for r in new.items}
     missing = sorted((i for i in old_ok if i not in new_status), key=_total)
     failed = sorted((i for i in old_ok if new_status.get(i) == "error"), key=_total)
     appeared = sorted((i for i in new_status if i not in old_all), key=_total)
@@ -325,117 +302,68 @@ def presence_check(p: Presence) -> Check:
     return Check(name, False, f"{name}: {'; '.join(parts)}", p.lost)
 
 
-@dataclass(frozen=True)
-class Change:
-    """One metric at one scope, before and after."""
-
-    scope: str  # "overall", "group=faces", "item faces/a"
-    metric: str
-    old: float
-    new: float
-    n_old: int = 1
-    n_new: int = 1
-
-    @property
-    def drop(self) -> float:
-        return drop(self.metric, self.old, self.new)
-
-
-def compare_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    """Every comparable number of two reports: overall, per key value and per item."""
-    metrics = [m for m in new["config"]["metrics"] if m in old["config"]["metrics"]]
+def compare_runs(old: Run, new: Run) -> list[Change]:
+    """Every comparable number of two runs: overall, per key value and per item."""
+    metrics = [m for m in new.metrics if m in old.metrics]
     changes: list[Change] = []
     for m in metrics:
-        o, n = old["summary"]["micro"][m], new["summary"]["micro"][m]
-        changes.append(Change("overall", m, _value(o["mean"]), _value(n["mean"]), o["n"], n["n"]))
-    for key, rows in new["keys"].items():
-        old_rows = {r["value"]: r for r in old["keys"].get(key, [])}
-        for r in rows:
-            o = old_rows.get(r["value"])
-            if o is None:
+        o, n = old.summary.micro[m], new.summary.micro[m]
+        changes.append(Change("overall", m, o.mean, n.mean, o.n, n.n))
+    for key, rows in new.summary.groups.items():
+        old_rows = {g.value: g for g in old.summary.groups.get(key, [])}
+        for g in rows:
+            o_group = old_rows.get(g.value)
+            if o_group is None:
                 continue
             for m in metrics:
-                a, b = o["metrics"][m], r["metrics"][m]
-                if a["n"] and b["n"]:
-                    changes.append(
-                        Change(f"{key}={r['value']}", m, _value(a["mean"]), _value(b["mean"]), a["n"], b["n"])
-                    )
-    old_items = {i["id"]: i for i in old["items"] if i["status"] == "ok"}
-    for i in new["items"]:
-        o = old_items.get(i["id"])
-        if o is None or i["status"] != "ok":
+                a, b = o_group.metrics[m], g.metrics[m]
+                if a.n and b.n:
+                    changes.append(Change(f"{key}={g.value}", m, a.mean, b.mean, a.n, b.n))
+    old_items = {r.id: r for r in old.items if r.ok}
+    for r in new.items:
+        o_item = old_items.get(r.id)
+        if o_item is None or not r.ok:
             continue
         for m in metrics:
-            changes.append(Change(f"item {i['id']}", m, _value(o["scores"][m]), _value(i["scores"][m])))
+            changes.append(Change(f"item {r.id}", m, o_item.scores[m], r.scores[m]))
     return changes
 
 
 def regressions(changes: Sequence[Change], max_drop: Mapping[str, float]) -> list[Change]:
     """Changes that drop more than allowed, largest first."""
-    bad = [c for c in changes if c.metric in max_drop and c.drop > max_drop[c.metric]]
-    return sorted(bad, key=lambda c: (-c.drop, c.scope, c.metric))
+    bad = [c for c in changes if c.metric in max_drop and drop(c.metric, c.old, c.new) > max_drop[c.metric]]
+    return sorted(bad, key=lambda c: (-drop(c.metric, c.old, c.new), c.scope, c.metric))
 
 
 def baseline_checks(changes: Sequence[Change], max_drop: Mapping[str, float]) -> list[Check]:
-    """One gate condition per ``--max-drop`` metric."""
+    """One gate condition per ``max_drop`` metric."""
     checks = []
     for metric, limit in max_drop.items():
         name = f"{metric} drops at most {limit:g} against the baseline"
         bad = regressions([c for c in changes if c.metric == metric], max_drop)
         if bad:
-            worst = ", ".join(f"{c.scope} {_fmt(metric, c.old)} -> {_fmt(metric, c.new)}" for c in bad[:5])
-            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-            checks.append(
-                Check(
-                    name,
-                    False,
-                    f"{name}: {len(bad)} regressions, largest first: {worst}{more}",
-                    tuple(c.scope for c in bad),
-                )
+            worst = ", ".join(
+                f"{c.scope} {format_score(metric, c.old)} -> {format_score(metric, c.new)}" for c in bad[:5]
             )
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            message = f"{name}: {len(bad)} regressions, largest first: {worst}{more}"
+            checks.append(Check(name, False, message, tuple(c.scope for c in bad)))
         else:
             checks.append(Check(name, True, f"{name}: no regression"))
     return checks
 
 
-def format_changes(
-    changes: Sequence[Change], max_drop: Mapping[str, float], limit: int = 20, listing: Presence | None = None
-) -> str:
-    """A readable comparison: overall and per-key changes, then the largest item regressions.
-
-    When a scope's item count changed, its means are over different items, and
-    the row says so.
-    """
-    from .report import printable
-
-    lines = [f"{'scope':<32}{'metric':<7}{'baseline':>12}{'new':>12}{'change':>12}"]
-    summary = [c for c in changes if not c.scope.startswith("item ")]
-    for c in summary:
-        delta = 0.0 if c.old == c.new else c.new - c.old
-        flag = "  REGRESSION" if c.metric in max_drop and c.drop > max_drop[c.metric] else ""
-        n = "" if c.n_old == c.n_new else f"  (n {c.n_old} -> {c.n_new}: not the same items)"
-        lines.append(
-            f"{printable(c.scope):<32}{c.metric:<7}{_fmt(c.metric, c.old):>12}{_fmt(c.metric, c.new):>12}{delta:>+12.6g}{n}{flag}"
-        )
-    items = sorted((c for c in changes if c.scope.startswith("item ") and c.drop > 0), key=lambda c: -c.drop)
-    if items:
-        lines.append("")
-        lines.append(f"largest item drops ({min(limit, len(items))} of {len(items)}):")
-        for c in items[:limit]:
-            flag = "  REGRESSION" if c.metric in max_drop and c.drop > max_drop[c.metric] else ""
-            lines.append(
-                f"  {printable(c.scope[5:]):<30}{c.metric:<7}{_fmt(c.metric, c.old):>12}{_fmt(c.metric, c.new):>12}{flag}"
-            )
-    if listing is not None:
-        for label, ids in (
-            ("in the baseline, missing now", listing.missing),
-            ("scored in the baseline, failed now", listing.failed),
-            ("new (not in the baseline)", listing.appeared),
-        ):
-            if ids:
-                lines.append("")
-                lines.append(f"{len(ids)} items {label}:")
-                lines += [f"  {printable(i)}" for i in ids[:limit]]
-                if len(ids) > limit:
-                    lines.append(f"  ... and {len(ids) - limit} more")
-    return "\n".join(lines) + "\n"
+def gate(
+    run: Run,
+    thresholds: Sequence[Threshold] = (),
+    max_drop: Mapping[str, float] | None = None,
+    baseline: Run | None = None,
+    allow_missing: bool = False,
+) -> list[Check]:
+    """Every gate condition of a run: thresholds, then regressions and lost items against a baseline."""
+    checks = check_thresholds(run, thresholds)
+    if baseline is not None:
+        checks += baseline_checks(compare_runs(baseline, run), max_drop or {})
+        if not allow_missing:
+            checks.append(presence_check(presence(baseline, run)))
+    return checks

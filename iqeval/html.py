@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from .gate import Check
 from .io import encode_image
 from .maps import Visual, colorize
 from .metrics import METRICS
-from .report import format_score, metric_label, printable
+from .report import format_score, metric_label, printable, worst_items
+from .results import Check, ItemResult, Run, json_value
+from .stats import Summary
 
 STAT_COLUMNS = ("n", "n_inf", "mean", "std", "min", "p05", "median", "p95", "max")
 
@@ -53,12 +54,11 @@ SCRIPT = r"""
   window.addEventListener('error',function(e){record('error: '+e.message);});
   var origError=console.error;console.error=function(){record('console.error: '+Array.prototype.join.call(arguments,' '));origError.apply(console,arguments);};
   var data=JSON.parse(document.getElementById('items-data').textContent);
+  data.rows.forEach(function(r,i){Object.defineProperty(r,'__row',{value:i});});
   var cols=data.columns, rows=data.rows, pageSize=100, page=0, sortCol=0, sortDir=1, view=rows.slice();
   var table=document.getElementById('items'), tbody=table.querySelector('tbody');
   var filter=document.getElementById('filter'), info=document.getElementById('items-info');
   function num(v){if(v==='inf')return Infinity;if(v==='-inf')return -Infinity;if(v==='nan'||v===null||v==='')return NaN;return Number(v);}
-  function fmt(v,c){if(typeof v!=='number')return v===null?'':String(v);if(!isFinite(v))return v>0?'inf':(v<0?'-inf':'nan');
-    return c==='ssim'?v.toFixed(6):(c==='psnr'?v.toFixed(4):String(Number(v.toPrecision(6))));}
   function apply(){
     var q=filter.value.toLowerCase();
     view=rows.filter(function(r){return !q||r.join(' ').toLowerCase().indexOf(q)>=0;});
@@ -71,7 +71,8 @@ SCRIPT = r"""
     tbody.textContent='';
     view.slice(page*pageSize,(page+1)*pageSize).forEach(function(r){
       var tr=document.createElement('tr');if(r[data.statusIndex]!=='ok')tr.className='error';
-      r.forEach(function(v,i){var td=document.createElement('td');td.textContent=data.numeric[i]?fmt(num(v),cols[i]):(v===null?'':String(v));tr.appendChild(td);});
+      var shown=data.text?data.text[r.__row]:null;
+      r.forEach(function(v,i){var td=document.createElement('td');td.textContent=shown&&shown[i]!==null?shown[i]:(v===null?'':String(v));tr.appendChild(td);});
       tbody.appendChild(tr);});
     var pages=Math.max(1,Math.ceil(view.length/pageSize));
     info.textContent=view.length+' of '+rows.length+' items, page '+(page+1)+' of '+pages;
@@ -145,10 +146,10 @@ def _histogram(metric: str, values: Sequence[float], n_inf: int, width: int = 32
     return f'<figure class="plot"><figcaption>{_e(title)}</figcaption>{svg}</figure>'
 
 
-def _curve(item: Mapping[str, Any], metric: str, width: int = 320, height: int = 120) -> str:
-    values = [float(v) for v in item["frames"][metric]]
+def _curve(item: ItemResult, metric: str, width: int = 320, height: int = 120) -> str:
+    values = [float(v) for v in item.frame_scores[:, item.metrics.index(metric)]]
     finite = [v for v in values if math.isfinite(v)]
-    caption = f"{item['id']}: {metric_label(metric)} per frame ({len(values)} frames)"
+    caption = f"{item.id}: {metric_label(metric)} per frame ({len(values)} frames)"
     if not finite:
         return (
             f'<figure class="plot"><figcaption>{_e(caption)}</figcaption><p class="muted">no finite values</p></figure>'
@@ -176,11 +177,11 @@ def _curve(item: Mapping[str, Any], metric: str, width: int = 320, height: int =
     return f'<figure class="plot"><figcaption>{_e(caption)}</figcaption>{svg}</figure>'
 
 
-def _stats_table(rows: Sequence[tuple[str, str, Mapping[str, Any]]]) -> str:
+def _stats_table(rows: Sequence[tuple[str, str, Summary]]) -> str:
     head = "<tr><th>scope</th><th>metric</th>" + "".join(f"<th>{c}</th>" for c in STAT_COLUMNS) + "</tr>"
     body = "".join(
         f"<tr><td>{_e(scope)}</td><td>{_e(METRICS[m].label)}</td>"
-        + "".join(f"<td>{_e(_num(None if c in ('n', 'n_inf') else m, stats[c]))}</td>" for c in STAT_COLUMNS)
+        + "".join(f"<td>{_e(_num(None if c in ('n', 'n_inf') else m, getattr(stats, c)))}</td>" for c in STAT_COLUMNS)
         + "</tr>"
         for scope, m, stats in rows
     )
@@ -188,32 +189,34 @@ def _stats_table(rows: Sequence[tuple[str, str, Mapping[str, Any]]]) -> str:
 
 
 def html_report(
-    doc: Mapping[str, Any],
-    checks: Sequence[Check],
-    visuals: Sequence[tuple[Mapping[str, Any], Visual]],
+    run: Run | Mapping[str, Any],
+    checks: Sequence[Check] | None = None,
+    visuals: Sequence[tuple[ItemResult, Visual]] = (),
     curves: int = 24,
 ) -> str:
-    """The whole page as one string."""
-    metrics: list[str] = list(doc["config"]["metrics"])
-    c = doc["counts"]
-    failed_checks = [k for k in checks if not k.passed]
-    status = "failed" if failed_checks or c["failed"] else "passed"
+    """The whole page as one string (``run.checks`` unless ``checks`` is given)."""
+    if not isinstance(run, Run):
+        run = Run.from_doc(run)
+    checks = run.checks if checks is None else checks
+    metrics = list(run.metrics)
+    s = run.summary
+    status = "failed" if any(not k.passed for k in checks) or s.n_failed else "passed"
     parts: list[str] = []
 
-    config_rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(json.dumps(v))}</td></tr>" for k, v in doc["config"].items())
+    config_rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(json.dumps(v))}</td></tr>" for k, v in run.settings.items())
     parts.append(
-        f'<section id="config"><h2>Configuration</h2><table>{config_rows}</table><p class="muted">iqeval {_e(doc["tool"]["version"])}</p></section>'
+        f'<section id="config"><h2>Configuration</h2><table>{config_rows}</table><p class="muted">iqeval {_e(run.version)}</p></section>'
     )
 
-    summary_rows = [("overall (micro)", m, doc["summary"]["micro"][m]) for m in metrics]
-    for key, rows in doc["keys"].items():
-        summary_rows += [(f"{key}={r['value']}", m, r["metrics"][m]) for r in rows for m in metrics]
+    summary_rows = [("overall (micro)", m, s.micro[m]) for m in metrics]
+    for key, rows in s.groups.items():
+        summary_rows += [(f"{key}={g.value}", m, g.metrics[m]) for g in rows for m in metrics]
     extra = ""
-    for view in ("macro", "weighted"):
-        for key, values in doc["summary"][view].items():
+    for view, table in (("macro", s.macro), ("weighted", s.weighted)):
+        for key, values in table.items():
             extra += (
                 f"<tr><td>overall ({view} by {_e(key)})</td>"
-                + "".join(f"<td>{_e(_num(m, values[m]))}</td>" for m in metrics)
+                + "".join(f"<td>{_e(format_score(m, values[m]))}</td>" for m in metrics)
                 + "</tr>"
             )
     if extra:
@@ -234,21 +237,16 @@ def html_report(
         )
     parts.append(f'<section id="summary"><h2>Summary</h2>{_stats_table(summary_rows)}{extra}{gate}</section>')
 
-    ok_items = [i for i in doc["items"] if i["status"] == "ok"]
-    hists = "".join(
-        _histogram(m, [float(i["scores"][m]) for i in ok_items], doc["summary"]["micro"][m]["n_inf"]) for m in metrics
-    )
+    ok_items = [r for r in run.items if r.ok]
+    hists = "".join(_histogram(m, [r.scores[m] for r in ok_items], s.micro[m].n_inf) for m in metrics)
     parts.append(
         f'<section id="distributions"><h2>Distribution of item scores</h2><div class="plots">{hists}</div></section>'
     )
 
-    sequences = [i for i in ok_items if i.get("frames")]
+    sequences = [r for r in ok_items if r.n_frames]
     if sequences:
-        m0 = metrics[0]
-        ranked = sorted(sequences, key=lambda i: float(i["scores"][m0]), reverse=not METRICS[m0].higher_is_better)[
-            :curves
-        ]
-        plots = "".join(_curve(i, m0) for i in ranked)
+        ranked = worst_items(sequences, curves)
+        plots = "".join(_curve(r, metrics[0]) for r in ranked)
         note = (
             f'<p class="muted">{len(ranked)} of {len(sequences)} sequences, worst first.</p>'
             if len(sequences) > len(ranked)
@@ -260,10 +258,10 @@ def html_report(
         blocks = []
         for item, v in visuals:
             frame = f", frame {v.frame}" if v.frame is not None else ""
-            scores = ", ".join(f"{METRICS[m].label} {_num(m, item['scores'][m])}" for m in metrics)
+            scores = ", ".join(f"{METRICS[m].label} {format_score(m, item.scores[m])}" for m in metrics)
             ssim_img = colorize(v.ssim, 0.0, 1.0, "viridis")
             blocks.append(
-                f'<div class="worst-item"><h3>{_e(item["id"])}{_e(frame)}</h3><p class="muted">{_e(scores)}</p><div class="worst">'
+                f'<div class="worst-item"><h3>{_e(item.id)}{_e(frame)}</h3><p class="muted">{_e(scores)}</p><div class="worst">'
                 f'<figure><img alt="prediction" src="{_png_uri(v.pred)}"><figcaption>prediction</figcaption></figure>'
                 f'<figure><img alt="ground truth" src="{_png_uri(v.gt)}"><figcaption>ground truth</figcaption></figure>'
                 f'<figure><img alt="SSIM map" src="{_png_uri(ssim_img)}"><figcaption>SSIM map (0 to 1)</figcaption></figure>'
@@ -271,23 +269,32 @@ def html_report(
             )
         parts.append(f'<section id="worst"><h2>Worst items ({len(visuals)})</h2>{"".join(blocks)}</section>')
 
-    key_names = sorted({k for i in doc["items"] for k in i["keys"]})
+    key_names = sorted({k for r in run.items for k in r.keys})
     columns = ["id", "kind", "status", *key_names, *metrics, "n_frames", "read_as", "error"]
     numeric = [False, False, False, *[False] * len(key_names), *[True] * len(metrics), True, False, False]
-    rows = [
-        [
-            printable(i["id"]),
-            i["kind"],
-            i["status"],
-            *[printable(i["keys"].get(k, "")) for k in key_names],
-            *[i["scores"].get(m) for m in metrics],
-            i["n_frames"],
-            printable(i.get("read_as", "")),
-            printable(i["error"] or ""),
-        ]
-        for i in doc["items"]
-    ]
-    data = embed_json({"columns": columns, "numeric": numeric, "rows": rows, "statusIndex": 2})
+    table_rows = []
+    table_text = []
+    for r in run.items:
+        cells = [r.scores.get(m) for m in metrics]
+        table_rows.append(
+            [
+                printable(r.id),
+                r.kind,
+                r.status,
+                *[printable(r.keys.get(k, "")) for k in key_names],
+                *[None if v is None else json_value(v) for v in cells],
+                r.n_frames,
+                printable(r.decision),
+                printable(r.error or ""),
+            ]
+        )
+        # what the table shows: formatted here, by the same rule as every other report
+        shown: list[str | None] = [None] * (3 + len(key_names))
+        shown += [None if v is None else format_score(m, v) for m, v in zip(metrics, cells, strict=True)]
+        table_text.append([*shown, None, None, None])
+    data = embed_json(
+        {"columns": columns, "numeric": numeric, "rows": table_rows, "text": table_text, "statusIndex": 2}
+    )
     head = "".join(f"<th>{_e(metric_label(col) if col in METRICS else col)}</th>" for col in columns)
     parts.append(
         '<section id="items-section"><h2>Items</h2>'
@@ -298,17 +305,22 @@ def html_report(
         f'<script type="application/json" id="items-data">{data}</script></section>'
     )
     lists = ""
-    for name in ("pred_only", "gt_only", "group_by_unmatched"):
-        if doc.get(name):
+    for name, listed in (
+        ("pred_only", run.pred_only),
+        ("gt_only", run.gt_only),
+        ("group_by_unmatched", s.group_by_unmatched),
+        ("discovery_notes", run.discovery_notes),
+    ):
+        if listed:
             lists += (
-                f"<h3>{_e(name)} ({len(doc[name])})</h3><ul>"
-                + "".join(f"<li>{_e(x)}</li>" for x in doc[name][:200])
+                f"<h3>{_e(name)} ({len(listed)})</h3><ul>"
+                + "".join(f"<li>{_e(x)}</li>" for x in listed[:200])
                 + "</ul>"
             )
     if lists:
         parts.append(f'<section id="unmatched"><h2>Unmatched</h2>{lists}</section>')
 
-    counts = f"{c['items']} items ({c['ok']} ok, {c['failed']} failed), {c['frames']} sequence frames"
+    counts = f"{s.n_items} items ({s.n_ok} ok, {s.n_failed} failed), {s.n_frames} sequence frames"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -135,7 +135,7 @@ def check_pixels(path: Path, width: int, height: int, max_pixels: int | None, wh
     if max_pixels is not None and width * height > max_pixels:
         raise LoadError(
             f"{path}: {what} is {width}x{height} ({width * height:,} pixels), above the limit of "
-            f"{max_pixels:,} pixels (max_pixels, --max-pixels)"
+            f"{max_pixels:,} pixels; raise max_pixels= to read it"
         )
 
 
@@ -242,7 +242,7 @@ def _read_pnm16(path: Path, max_pixels: int | None) -> Decoded | None:
     note = (
         None
         if maxval == 65535
-        else f"{path.name}: PNM maxval {maxval} stored in 16 bits (data range is the dtype's; see --data-range)"
+        else f"{path.name}: PNM maxval {maxval} stored in 16 bits (data range is the dtype's; see data_range=)"
     )
     return Decoded(image, note)
 

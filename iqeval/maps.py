@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import as_float
 from .errors import SequenceError
-from .evaluate import ItemResult, frame_of
 from .io import DEFAULT_MAX_PIXELS, encode_image
-from .metrics import METRICS
+from .metrics import METRICS, as_float, ssim_kwargs
 from .outputs import write_file_atomic
 from .prepare import Options, Prepared, prepare
+from .report import worst_items
+from .results import ItemResult
 
 # perceptually uniform colour maps, as anchor colours (viridis and inferno)
 _VIRIDIS = [
@@ -71,12 +71,9 @@ def ssim_map(prep: Prepared, options: Options) -> np.ndarray:
     from skimage.metrics import structural_similarity
 
     x, y = as_float(prep.pred, prep.pred_scale), as_float(prep.gt, prep.gt_scale)
-    kw: dict[str, object] = {"data_range": prep.info.data_range, "win_size": options.win_size, "full": True}
-    if options.ssim_kernel == "gaussian":
-        kw.update(gaussian_weights=True, sigma=options.sigma, use_sample_covariance=False)
-    if x.ndim == 3:
-        kw["channel_axis"] = -1
-    _, full = structural_similarity(y, x, **kw)
+    kw = ssim_kwargs(options.ssim_kernel, options.win_size, options.sigma)
+    channel_axis = -1 if x.ndim == 3 else None
+    _, full = structural_similarity(y, x, data_range=prep.info.data_range, channel_axis=channel_axis, full=True, **kw)
     return full.mean(axis=2) if full.ndim == 3 else full
 
 
@@ -137,8 +134,8 @@ def visual(result: ItemResult, options: Options, max_pixels: int | None = DEFAUL
     if result.pred_source is None or result.gt_source is None:
         raise SequenceError(f"{result.id}: has no sources to draw")
     index = worst_frame(result)
-    p = frame_of(result.pred_source, index or 0, max_pixels)
-    g = frame_of(result.gt_source, index or 0, max_pixels)
+    p = result.pred_source.frame(index or 0, max_pixels)
+    g = result.gt_source.frame(index or 0, max_pixels)
     return visual_of(p, g, options, result.pred, result.gt, index)
 
 
@@ -166,12 +163,8 @@ def _display(a: np.ndarray, scale: float, data_range: float) -> np.ndarray:
 
 
 def worst(results: Sequence[ItemResult], n: int) -> list[ItemResult]:
-    """The ``n`` worst scored items by their first metric, worst first."""
-    ok = [r for r in results if r.ok]
-    if not ok or n <= 0:
-        return []
-    m = ok[0].metrics[0]
-    return sorted(ok, key=lambda r: (r.scores[m], r.id), reverse=not METRICS[m].higher_is_better)[:n]
+    """The ``n`` worst scored items by their first metric, worst first (see :func:`iqeval.report.worst_items`)."""
+    return worst_items(results, n)
 
 
 def safe_name(item_id: str) -> str:

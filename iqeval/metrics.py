@@ -1,52 +1,133 @@
-"""Metric functions over prepared float arrays, and the metric registry.
+"""The metric registry and the reference implementations.
 
-Each metric follows :mod:`skimage.metrics`: one public function with keyword-only
-options. These are the reference implementations; :mod:`iqeval.fast` computes the
-same numbers with less memory traffic and is tested against these.
+A metric is one :class:`Metric` value in :data:`METRICS`: its name, label,
+unit and direction, the options it reads, the smallest image it can score,
+its reference implementation (scikit-image), an optional fast kernel
+(:mod:`iqeval.fast`), how its frames pool into a sequence's score, and how
+people read it. Everything else (the engines, the gate, every writer, the
+HTML report) loops over the registry; adding a metric is one function, one
+registry entry and its tests.
+
+Each reference function follows :mod:`skimage.metrics`: one public function
+with keyword-only options.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from . import fast
 from .errors import ConfigError
+from .fast import TRUNCATE
+
+if TYPE_CHECKING:  # types only: prepare imports this module
+    from .prepare import Options, Prepared
 
 # skimage.metrics is imported inside the functions: it pulls in scipy.stats,
 # a second of start-up that the fast engine and the command line never need.
 
-TRUNCATE = 3.5  # skimage's Gaussian truncation for SSIM (radius = int(3.5 * sigma + 0.5))
+Pooling = Literal["mean"]
+Engine = Literal["fast", "skimage"]
+POOLS: dict[str, Callable[[np.ndarray], float]] = {"mean": lambda v: float(np.mean(v))}
+"""How per-frame values become a sequence's value (one infinite frame makes the mean infinite)."""
+
+
+class Scratch:
+    """Work shared by the metrics of one pair (the squared error serves PSNR and MSE)."""
+
+    def __init__(self, prep: Prepared) -> None:
+        self.prep = prep
+        self._memo: dict[str, Any] = {}
+
+    def get(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def mse(self) -> float:
+        p = self.prep
+        return float(
+            self.get("mse", lambda: fast.sum_squared_error(p.pred, p.gt, p.pred_scale, p.gt_scale) / p.pred.size)
+        )
+
+
+Reference = Callable[[np.ndarray, np.ndarray, "Options", float], float]
+"""(pred, gt, options, data_range) on float64 arrays in metric units -> value."""
+Kernel = Callable[["Prepared", "Options", Scratch], float]
+"""(prepared pair, options, scratch) -> the same value as the reference, faster."""
+SizeCheck = Callable[[int, int, "Options"], "str | None"]
+"""(width, height, options) -> why the image is too small, or None."""
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric's name, display label, unit and direction."""
+    """One metric and everything the rest of iqeval needs to know about it."""
 
     name: str
     label: str
     unit: str
     higher_is_better: bool
+    reference: Reference
+    fast: Kernel | None = None
+    options: tuple[str, ...] = ()  # the Options fields it reads
+    too_small: SizeCheck | None = None
+    pool: Pooling = "mean"
+    decimals: int | None = None  # shown with this many decimals; None: 6 significant digits
+
+    def worse(self, value: float, limit: float) -> bool:
+        """True when ``value`` is worse than ``limit`` in this metric's direction (nan is always worse)."""
+        if math.isnan(value):
+            return True
+        return value < limit if self.higher_is_better else value > limit
+
+    def drop(self, old: float, new: float) -> float:
+        """How much worse ``new`` is than ``old`` (negative for an improvement); inf-safe."""
+        a, b = (old, new) if self.higher_is_better else (new, old)
+        if a == b:  # includes inf == inf
+            return 0.0
+        return a - b
+
+    def compute(self, prep: Prepared, options: Options, engine: Engine, scratch: Scratch) -> float:
+        """This metric of a prepared pair, by the fast kernel or the reference."""
+        if engine == "fast" and self.fast is not None:
+            return float(self.fast(prep, options, scratch))
+        x = scratch.get("x", lambda: as_float(prep.pred, prep.pred_scale))
+        y = scratch.get("y", lambda: as_float(prep.gt, prep.gt_scale))
+        return float(self.reference(x, y, options, prep.info.data_range))
 
 
-METRICS: dict[str, Metric] = {
-    "ssim": Metric("ssim", "SSIM", "", True),
-    "psnr": Metric("psnr", "PSNR", "dB", True),
-    "mse": Metric("mse", "MSE", "", False),
-}
+def as_float(a: np.ndarray, scale: float) -> np.ndarray:
+    """float64 copy (or view) of ``a`` multiplied by ``scale``."""
+    x = np.asarray(a, dtype=np.float64)
+    if scale != 1.0:
+        x = x * scale
+    return x
 
 
-def parse_metrics(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def parse_metrics(
+    names: str | tuple[str, ...] | list[str], registry: Mapping[str, Metric] | None = None
+) -> tuple[str, ...]:
     """Validate metric names and return them in registry order, without repeats."""
+    registry = METRICS if registry is None else registry
     items = names.split(",") if isinstance(names, str) else list(names)
     wanted = [n.strip().lower() for n in items if n.strip()]
-    unknown = [n for n in wanted if n not in METRICS]
+    unknown = [n for n in wanted if n not in registry]
     if unknown:
-        raise ConfigError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+        raise ConfigError(f"unknown metric {unknown[0]!r}; choose from {', '.join(registry)}")
     if not wanted:
-        raise ConfigError("no metric selected; choose from " + ", ".join(METRICS))
-    return tuple(n for n in METRICS if n in wanted)
+        raise ConfigError("no metric selected; choose from " + ", ".join(registry))
+    return tuple(n for n in registry if n in wanted)
+
+
+def compute(names: Iterable[str], prep: Prepared, options: Options, engine: Engine = "fast") -> dict[str, float]:
+    """The one loop that computes the selected metrics of a prepared pair."""
+    scratch = Scratch(prep)
+    return {name: METRICS[name].compute(prep, options, engine, scratch) for name in names}
 
 
 def ssim_window(kernel: str, win_size: int | None, sigma: float) -> int:
@@ -56,6 +137,17 @@ def ssim_window(kernel: str, win_size: int | None, sigma: float) -> int:
     if kernel == "gaussian":
         return 2 * int(TRUNCATE * sigma + 0.5) + 1
     return 7
+
+
+def ssim_kwargs(kernel: str, win_size: int | None, sigma: float) -> dict[str, Any]:
+    """The keyword arguments of :func:`skimage.metrics.structural_similarity` for these options.
+
+    The one place that turns iqeval's SSIM options into skimage's: the metric
+    and the SSIM map both use it.
+    """
+    if kernel == "gaussian":
+        return {"gaussian_weights": True, "sigma": sigma, "win_size": win_size, "use_sample_covariance": False}
+    return {"win_size": win_size}
 
 
 def mse(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -116,19 +208,76 @@ def ssim(
     from skimage.metrics import structural_similarity
 
     channel_axis = -1 if pred.ndim == 3 else None
-    if kernel == "gaussian":
-        value = structural_similarity(
-            gt,
-            pred,
-            data_range=float(data_range),
-            channel_axis=channel_axis,
-            gaussian_weights=True,
-            sigma=sigma,
-            win_size=win_size,
-            use_sample_covariance=False,
-        )
-    else:
-        value = structural_similarity(
-            gt, pred, data_range=float(data_range), channel_axis=channel_axis, win_size=win_size
-        )
+    value = structural_similarity(
+        gt, pred, data_range=float(data_range), channel_axis=channel_axis, **ssim_kwargs(kernel, win_size, sigma)
+    )
     return float(value)
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def _ssim_reference(x: np.ndarray, y: np.ndarray, o: Options, data_range: float) -> float:
+    return ssim(x, y, data_range=data_range, kernel=o.ssim_kernel, win_size=o.win_size, sigma=o.sigma)
+
+
+def _ssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
+    return fast.mean_ssim(
+        p.pred,
+        p.gt,
+        p.pred_scale,
+        p.gt_scale,
+        data_range=p.info.data_range,
+        kernel=o.ssim_kernel,
+        win_size=o.win_size,
+        sigma=o.sigma,
+    )
+
+
+def _ssim_too_small(width: int, height: int, o: Options) -> str | None:
+    w = o.window
+    if min(width, height) >= w:
+        return None
+    return f"smaller than the {w}x{w} SSIM window; pass an odd win_size= of at most {min(width, height)}"
+
+
+def _psnr_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
+    m = scratch.mse()
+    r = p.info.data_range
+    return math.inf if m == 0.0 else 10.0 * math.log10(r * r / m)
+
+
+METRICS: dict[str, Metric] = {
+    "ssim": Metric(
+        "ssim",
+        "SSIM",
+        "",
+        True,
+        reference=_ssim_reference,
+        fast=_ssim_fast,
+        options=("ssim_kernel", "win_size", "sigma"),
+        too_small=_ssim_too_small,
+        decimals=6,
+    ),
+    "psnr": Metric(
+        "psnr",
+        "PSNR",
+        "dB",
+        True,
+        reference=lambda x, y, o, r: psnr(x, y, data_range=r),
+        fast=_psnr_fast,
+        decimals=4,
+    ),
+    "mse": Metric("mse", "MSE", "", False, reference=lambda x, y, o, r: mse(x, y), fast=lambda p, o, s: s.mse()),
+}
+"""Every metric iqeval knows, in report order. ``register`` adds one."""
+
+
+def register(metric: Metric) -> Metric:
+    """Add a metric to the registry (after the built-in ones); returns it."""
+    if metric.name in METRICS:
+        raise ConfigError(f"a metric named {metric.name!r} is already registered")
+    if metric.pool not in POOLS:
+        raise ConfigError(f"metric {metric.name!r}: unknown pooling {metric.pool!r}; choose from {', '.join(POOLS)}")
+    METRICS[metric.name] = metric
+    return metric

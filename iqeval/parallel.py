@@ -145,7 +145,7 @@ def dask_map(address: str) -> Callable[[Callable[[A], R], Iterable[A]], Iterator
     try:
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ConfigError("--scheduler needs Dask: pip install 'iqeval[dask]'") from exc
+        raise ConfigError("scheduler= needs Dask: pip install 'iqeval[dask]'") from exc
 
     def mapper(fn: Callable[[A], R], items: Iterable[A]) -> Iterator[R]:
         try:
@@ -169,7 +169,7 @@ _ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-
 def check_scheduler_address(address: str) -> None:
     """Refuse a malformed Dask scheduler address before any work (tcp://HOST:PORT)."""
     if not _ADDRESS.match(address.strip()):
-        raise ConfigError(f"--scheduler {address!r} is not a scheduler address like tcp://HOST:8786")
+        raise ConfigError(f"scheduler={address!r} is not a scheduler address like tcp://HOST:8786")
 
 
 def choose_mapper(
@@ -180,7 +180,7 @@ def choose_mapper(
         return dask_map(scheduler)
     n = jobs if jobs else default_jobs()
     if n < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+        raise ConfigError(f"jobs= must be at least 1, got {jobs}")
     if n == 1 or n_items < 2:
         return map
     return process_map(min(n, n_items), crashed)

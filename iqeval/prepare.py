@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -20,11 +21,14 @@ from .errors import (
     ShapeMismatchError,
     WindowSizeError,
 )
-from .metrics import parse_metrics, ssim_window
+from .metrics import METRICS, parse_metrics, ssim_window
 
-COLORS = ("rgb", "y", "gray")
-KERNELS = ("uniform", "gaussian")
-ALPHAS = ("drop", "include", "error")
+Color = Literal["rgb", "y", "gray"]
+Kernel = Literal["uniform", "gaussian"]
+Alpha = Literal["drop", "include", "error"]
+COLORS: tuple[Color, ...] = ("rgb", "y", "gray")
+KERNELS: tuple[Kernel, ...] = ("uniform", "gaussian")
+ALPHAS: tuple[Alpha, ...] = ("drop", "include", "error")
 
 # ITU-R BT.601 luma as MATLAB's rgb2ycbcr computes it (16-235 for 8-bit), the
 # super-resolution literature's "Y channel"; applied to unrounded floats.
@@ -40,13 +44,13 @@ class Options:
     """Everything that changes the numbers. Validated on construction."""
 
     metrics: tuple[str, ...] = ("ssim", "psnr", "mse")
-    color: str = "rgb"
+    color: Color = "rgb"
     crop_border: int = 0
-    ssim_kernel: str = "uniform"
+    ssim_kernel: Kernel = "uniform"
     win_size: int | None = None
     sigma: float = 1.5
     data_range: float | None = None
-    alpha: str = "drop"
+    alpha: Alpha = "drop"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", parse_metrics(self.metrics))
@@ -65,7 +69,7 @@ class Options:
         if self.data_range is not None and not (np.isfinite(self.data_range) and self.data_range > 0):
             raise ConfigError(f"data range must be a positive number, got {self.data_range}")
         if self.alpha == "include" and self.color != "rgb":
-            raise ConfigError("--alpha include keeps alpha as a channel, which only --color rgb can score")
+            raise ConfigError("alpha='include' keeps alpha as a channel, which only color='rgb' can score")
 
     @property
     def window(self) -> int:
@@ -155,7 +159,7 @@ def native_range(dtype: np.dtype, name: str) -> float:
         return 1.0
     raise DtypeError(
         f"{name}: unsupported dtype {dtype}; iqeval scores uint8, uint16 and float images "
-        "(pass float data in [0, 1] or set --data-range)"
+        "(pass float data in [0, 1] or set data_range=)"
     )
 
 
@@ -171,7 +175,7 @@ def _apply_alpha(a: np.ndarray, policy: str, name: str, opaque: float, other_has
     c = _channels(a)
     has_alpha = c in (2, 4)
     if has_alpha and policy == "error":
-        raise ColorModeError(f"{name}: has an alpha channel; choose --alpha drop or --alpha include")
+        raise ColorModeError(f"{name}: has an alpha channel; choose alpha='drop' or alpha='include'")
     if has_alpha and policy == "drop":
         return a[..., 0] if c == 2 else a[..., :3]
     if not has_alpha and policy == "include" and other_has_alpha:
@@ -191,12 +195,12 @@ def _check_values(a: np.ndarray, name: str, data_range: float, explicit: bool) -
         lo, hi = float(a.min()), float(a.max())
         if lo < 0.0 or hi > 1.0:
             raise DataRangeError(
-                f"{name}: float values lie in [{lo:g}, {hi:g}], outside [0, 1]; pass --data-range to state their range"
+                f"{name}: float values lie in [{lo:g}, {hi:g}], outside [0, 1]; pass data_range= to state their range"
             )
     elif explicit:
         hi = float(a.max())
         if hi > data_range:
-            raise DataRangeError(f"{name}: values reach {hi:g}, above --data-range {data_range:g}")
+            raise DataRangeError(f"{name}: values reach {hi:g}, above data_range={data_range:g}")
 
 
 def to_luma(a: np.ndarray, weights: np.ndarray, offset: float) -> np.ndarray:
@@ -249,7 +253,7 @@ def prepare(
     if options.color == "rgb" and pc != gc:
         raise ColorModeError(
             f"{pred_name} is {_layout(pc)} but {gt_name} is {_layout(gc)}; "
-            "use --color gray or --color y to compare them"
+            "use color='gray' or color='y' to compare them"
         )
 
     pred_range, gt_range = pred_native, gt_native
@@ -259,7 +263,7 @@ def prepare(
         if explicit:
             assert options.data_range is not None  # narrowed for the type checker
             data_range = float(options.data_range)
-            source = "--data-range"
+            source = "data_range"
         else:
             data_range = pred_native
             source = f"dtype {pred.dtype}"
@@ -278,7 +282,7 @@ def prepare(
             else:
                 gt_explicit = False
         data_range = 1.0
-        how = "--data-range" if explicit else "dtype ranges"
+        how = "data_range" if explicit else "dtype ranges"
         source = (
             f"mixed dtypes {pred.dtype}/{gt.dtype}, rescaled to [0, 1] "
             f"(divided by {pred_range:g} and {gt_range:g}, from the {how})"
@@ -295,13 +299,12 @@ def prepare(
         pred = pred[c:-c, c:-c]
         gt = gt[c:-c, c:-c]
     sh, sw = pred.shape[:2]
-    w = options.window
-    if "ssim" in options.metrics and min(sh, sw) < w:
-        after = f" after a {c}-pixel crop" if c else ""
-        raise WindowSizeError(
-            f"{pred_name}: {sw}x{sh}{after} is smaller than the {w}x{w} SSIM window; "
-            f"pass an odd --win-size of at most {min(sh, sw)}"
-        )
+    for name in options.metrics:
+        check = METRICS[name].too_small
+        why = check(sw, sh, options) if check is not None else None
+        if why:
+            after = f" after a {c}-pixel crop" if c else ""
+            raise WindowSizeError(f"{pred_name}: {sw}x{sh}{after} is {why}")
 
     if options.color == "y":
         offset = 16.0 * data_range / 255.0  # exactly 16 for 8-bit data

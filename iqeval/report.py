@@ -1,23 +1,43 @@
-"""Formatting of results: text, JSON and CSV. No other module formats numbers."""
+"""Formatting of results: text, JSON, CSV, JUnit and Markdown. No other module formats numbers.
+
+Every writer reads the typed :class:`~iqeval.results.Run` (a report dict is
+read back with ``Run.from_doc`` first), and returns the text to write.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
-
-from .aggregate import RunSummary, Summary, summarize
-from .core import PairResult
-from .discovery import Pairing
-from .evaluate import ItemResult
-from .gate import Check
 from .metrics import METRICS
+from .prepare import PairInfo
+from .results import Change, Check, ItemResult, Presence, Run, dumps, json_value
+from .stats import Summary, nonfinite
+
+__all__ = [
+    "csv_float",
+    "csv_text",
+    "dumps",
+    "format_changes",
+    "format_pair",
+    "format_score",
+    "format_summary",
+    "frames_csv",
+    "items_csv",
+    "json_report",
+    "json_value",
+    "junit_xml",
+    "markdown_summary",
+    "md_text",
+    "metric_label",
+    "printable",
+    "worst_items",
+]
+
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
@@ -62,21 +82,6 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def json_value(value: float) -> float | str:
-    """A float as strict JSON allows it: non-finite values become "inf", "-inf" or "nan"."""
-    v = float(value)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def dumps(data: Any) -> str:
-    """Strict JSON (no NaN or Infinity tokens), stable key order."""
-    return json.dumps(data, allow_nan=False, indent=2, sort_keys=False) + "\n"
-
-
 def metric_label(metric: str) -> str:
     """A metric's display name with its unit, e.g. "PSNR (dB)"."""
     m = METRICS[metric]
@@ -84,21 +89,31 @@ def metric_label(metric: str) -> str:
 
 
 def format_score(metric: str | None, value: float) -> str:
-    """A score for people to read; full precision lives in JSON and CSV."""
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if metric == "ssim":
-        return f"{value:.6f}"
-    if metric == "psnr":
-        return f"{value:.4f}"
+    """A score for people to read (the metric's decimals); full precision lives in JSON and CSV."""
+    text = nonfinite(value)
+    if text is not None:
+        return text
+    m = METRICS.get(metric) if metric is not None else None
+    if m is not None and m.decimals is not None:
+        return f"{value:.{m.decimals}f}"
     return f"{value:.6g}"
 
 
-def format_pair(result: PairResult) -> str:
+class _Pair(Protocol):
+    @property
+    def pred(self) -> str: ...
+    @property
+    def gt(self) -> str: ...
+    @property
+    def scores(self) -> Mapping[str, float]: ...
+    @property
+    def info(self) -> PairInfo | None: ...
+
+
+def format_pair(result: _Pair) -> str:
     """The single-pair report: the facts that shaped the numbers, then the numbers."""
     info = result.info
+    assert info is not None, "format_pair needs a scored pair"
     dtypes = info.pred_dtype if info.pred_dtype == info.gt_dtype else f"{info.pred_dtype} / {info.gt_dtype}"
     crop = f"{info.crop_border} px (scored {info.scored_width}x{info.scored_height})" if info.crop_border else "none"
     lines = [
@@ -121,108 +136,22 @@ def format_pair(result: PairResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pair_json(result: PairResult, options: dict[str, Any], version: str) -> dict[str, Any]:
-    """The single-pair report as a JSON-ready dict."""
-    return {
-        "schema_version": 1,
-        "tool": {"name": "iqeval", "version": version},
-        "config": options,
-        "pred": result.pred,
-        "gt": result.gt,
-        "info": result.info.as_dict(),
-        "scores": {k: json_value(v) for k, v in result.scores.items()},
-    }
+def json_report(run: Run) -> str:
+    """The JSON report (schema 2): ``Run.to_doc()`` as strict JSON."""
+    return dumps(run.to_doc())
 
 
-# ---------------------------------------------------------------- batch reports
-
-SCHEMA_VERSION = 1
-
-
-def _clean(value: Any) -> Any:
-    """Recursively make a structure strict-JSON-ready (floats through json_value)."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return json_value(float(value))
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+def _as_run(run: Run | Mapping[str, Any]) -> Run:
+    return run if isinstance(run, Run) else Run.from_doc(run)
 
 
-def item_dict(r: ItemResult, frames: bool = True) -> dict[str, Any]:
-    """One item as a JSON-ready dict."""
-    out: dict[str, Any] = {
-        "id": r.id,
-        "kind": r.kind,
-        "status": r.status,
-        "error": r.error,
-        "keys": dict(r.keys),
-        "pred": r.pred,
-        "gt": r.gt,
-        "n_frames": r.n_frames,
-        "scores": {m: r.scores[m] for m in r.metrics if m in r.scores},
-        "info": r.info.as_dict() if r.info else None,
-        "warnings": list(r.warnings),
-        "read_as": r.decision,
-    }
-    if r.kind == "sequence" and r.ok:
-        out["frame_stats"] = {m: summarize(m, r.frame_scores[:, i]).as_dict() for i, m in enumerate(r.metrics)}
-        if frames:
-            out["frames"] = {m: r.frame_scores[:, i].tolist() for i, m in enumerate(r.metrics)}
-    return out
-
-
-def batch_json(
-    results: Sequence[ItemResult],
-    summary: RunSummary,
-    pairing: Pairing,
-    config: Mapping[str, Any],
-    version: str,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The batch report as a strict-JSON-ready dict (see the README for the schema)."""
-    doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "iqeval", "version": version},
-        "config": dict(config),
-        "counts": {
-            "items": summary.n_items,
-            "ok": summary.n_ok,
-            "failed": summary.n_failed,
-            "frames": summary.n_frames,
-            "pred_only": len(pairing.pred_only),
-            "gt_only": len(pairing.gt_only),
-            "ignored_files": pairing.ignored,
-        },
-        "summary": {
-            "micro": {m: s.as_dict() for m, s in summary.micro.items()},
-            "macro": summary.macro,
-            "weighted": summary.weighted,
-        },
-        "keys": {
-            key: [
-                {
-                    "value": g.value,
-                    "n_items": g.n_items,
-                    "n_failed": g.n_failed,
-                    "metrics": {m: s.as_dict() for m, s in g.metrics.items()},
-                }
-                for g in rows
-            ]
-            for key, rows in summary.groups.items()
-        },
-        "items": [item_dict(r) for r in results],
-        "pred_only": list(pairing.pred_only),
-        "gt_only": list(pairing.gt_only),
-        "group_by_unmatched": list(summary.group_by_unmatched),
-        "discovery_notes": list(pairing.notes),
-    }
-    if extra:
-        doc.update(extra)
-    return _clean(doc)
+def worst_items(items: Sequence[ItemResult], n: int) -> list[ItemResult]:
+    """The ``n`` worst scored items by their first metric, worst first (ties by id)."""
+    ok = [r for r in items if r.ok]
+    if not ok or n <= 0:
+        return []
+    m = ok[0].metrics[0]
+    return sorted(ok, key=lambda r: (r.scores[m], r.id), reverse=not METRICS[m].higher_is_better)[:n]
 
 
 def csv_float(value: float | None) -> str:
@@ -230,15 +159,12 @@ def csv_float(value: float | None) -> str:
     if value is None:
         return ""
     v = float(value)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return repr(v)
+    return nonfinite(v) or repr(v)
 
 
-def items_csv(results: Sequence[ItemResult], metrics: Sequence[str], key_names: Sequence[str]) -> str:
+def items_csv(run: Run) -> str:
     """One row per item."""
+    results, metrics, key_names = run.items, run.metrics, run.key_names
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
@@ -280,8 +206,9 @@ def items_csv(results: Sequence[ItemResult], metrics: Sequence[str], key_names: 
     return buf.getvalue()
 
 
-def frames_csv(results: Sequence[ItemResult], metrics: Sequence[str]) -> str:
+def frames_csv(run: Run) -> str:
     """One row per frame of every sequence item (a still image is not a frame)."""
+    results, metrics = run.items, run.metrics
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "frame", *metrics])
@@ -307,10 +234,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(header), *(line(r) for r in rows)]
 
 
-def format_summary(
-    results: Sequence[ItemResult], summary: RunSummary, pairing: Pairing, show_items: bool = False
-) -> str:
+def format_summary(run: Run, show_items: bool = False) -> str:
     """The human summary: items if asked, per-key means, overall means, failures, unmatched files."""
+    results, summary = run.items, run.summary
     metrics = summary.metrics
     labels = [metric_label(m) for m in metrics]
     out: list[str] = []
@@ -345,7 +271,7 @@ def format_summary(
             )
     out.append(
         f"{summary.n_items} items ({summary.n_ok} ok, {summary.n_failed} failed), {summary.n_frames} sequence frames"
-        + (f", {pairing.ignored} non-image files ignored" if pairing.ignored else "")
+        + (f", {run.ignored_files} non-image files ignored" if run.ignored_files else "")
     )
     return "\n".join(out) + "\n"
 
@@ -353,38 +279,39 @@ def format_summary(
 # ---------------------------------------------------------------- CI reports
 
 
-def junit_xml(doc: Mapping[str, Any], checks: Sequence[Check]) -> str:
-    """JUnit XML: one testcase per item and one per gate condition.
+def junit_xml(run: Run | Mapping[str, Any], checks: Sequence[Check] | None = None) -> str:
+    """JUnit XML: one testcase per item and one per gate condition (``run.checks`` unless given).
 
     The layout (testsuites > testsuite > testcase with failure/error children)
     is the one GitLab, Jenkins and the GitHub test reporters read.
     """
     from xml.etree import ElementTree as ET
 
-    metrics = doc["config"]["metrics"]
+    run = _as_run(run)
+    checks = run.checks if checks is None else checks
     floors = {i for c in checks if not c.passed for i in c.offenders}
     root = ET.Element("testsuites", name="iqeval")
     items = ET.SubElement(root, "testsuite", name="iqeval.items")
     failures = errors = 0
-    for it in doc["items"]:
+    for r in run.items:
         case = ET.SubElement(
             items,
             "testcase",
-            classname=printable(f"iqeval.items.{it['keys'].get('group', 'items')}"),
-            name=printable(it["id"]),
+            classname=printable(f"iqeval.items.{r.keys.get('group', 'items')}"),
+            name=printable(r.id),
         )
         case.set("time", "0")
-        if it["status"] != "ok":
+        scores = ", ".join(f"{m}={csv_float(r.scores.get(m))}" for m in run.metrics)
+        if not r.ok:
             errors += 1
-            error = printable(str(it["error"]))
+            error = printable(str(r.error))
             ET.SubElement(case, "error", message=error, type="ItemError").text = error
-        elif it["id"] in floors:
+        elif r.id in floors:
             failures += 1
-            text = ", ".join(f"{m}={it['scores'][m]}" for m in metrics)
-            ET.SubElement(case, "failure", message=f"below an item floor: {text}", type="QualityFloor").text = text
+            ET.SubElement(case, "failure", message=f"below an item floor: {scores}", type="QualityFloor").text = scores
         else:
-            ET.SubElement(case, "system-out").text = ", ".join(f"{m}={it['scores'][m]}" for m in metrics)
-    items.set("tests", str(len(doc["items"])))
+            ET.SubElement(case, "system-out").text = scores
+    items.set("tests", str(len(run.items)))
     items.set("failures", str(failures))
     items.set("errors", str(errors))
     gate = ET.SubElement(root, "testsuite", name="iqeval.gate", tests=str(len(checks)))
@@ -397,51 +324,49 @@ def junit_xml(doc: Mapping[str, Any], checks: Sequence[Check]) -> str:
             ET.SubElement(case, "failure", message=message, type="QualityGate").text = message
     gate.set("failures", str(gate_failures))
     gate.set("errors", "0")
-    root.set("tests", str(len(doc["items"]) + len(checks)))
+    root.set("tests", str(len(run.items) + len(checks)))
     root.set("failures", str(failures + gate_failures))
     root.set("errors", str(errors))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def markdown_summary(doc: Mapping[str, Any], checks: Sequence[Check], worst: int = 5) -> str:
+def markdown_summary(run: Run | Mapping[str, Any], checks: Sequence[Check] | None = None, worst: int = 5) -> str:
     """A compact summary for ``$GITHUB_STEP_SUMMARY`` and merge-request comments."""
-    metrics = doc["config"]["metrics"]
+    run = _as_run(run)
+    checks = run.checks if checks is None else checks
+    metrics = run.metrics
     labels = [metric_label(m) for m in metrics]
-    c = doc["counts"]
-    failed_checks = [k for k in checks if not k.passed]
-    status = "failed" if failed_checks or c["failed"] else "passed"
+    s = run.summary
+    status = "failed" if any(not k.passed for k in checks) or s.n_failed else "passed"
+    unmatched = run.pred_only or run.gt_only
     out = [
         f"### iqeval: {status}",
         "",
-        f"{c['items']} items ({c['ok']} ok, {c['failed']} failed), {c['frames']} sequence frames"
-        + (f", {c['pred_only']} pred-only and {c['gt_only']} gt-only files" if c["pred_only"] or c["gt_only"] else ""),
+        f"{s.n_items} items ({s.n_ok} ok, {s.n_failed} failed), {s.n_frames} sequence frames"
+        + (f", {len(run.pred_only)} pred-only and {len(run.gt_only)} gt-only files" if unmatched else ""),
         "",
         "| scope | n | " + " | ".join(labels) + " |",
         "|---|---:|" + "---:|" * len(metrics),
     ]
-
-    def cell(m: str, v: Any) -> str:
-        return format_score(m, float(v))
-
-    micro = doc["summary"]["micro"]
     out.append(
-        f"| **overall** | {micro[metrics[0]]['n']} | " + " | ".join(cell(m, micro[m]["mean"]) for m in metrics) + " |"
+        f"| **overall** | {s.micro[metrics[0]].n} | "
+        + " | ".join(format_score(m, s.micro[m].mean) for m in metrics)
+        + " |"
     )
-    for key, rows in doc["keys"].items():
-        for r in rows:
-            n = r["metrics"][metrics[0]]["n"]
+    for key, rows in s.groups.items():
+        for g in rows:
             out.append(
-                f"| {md_text(key)}={md_text(r['value'])} | {n} | "
-                + " | ".join(cell(m, r["metrics"][m]["mean"]) if r["metrics"][m]["n"] else "-" for m in metrics)
+                f"| {md_text(key)}={md_text(g.value)} | {g.metrics[metrics[0]].n} | "
+                + " | ".join(format_score(m, g.metrics[m].mean) if g.metrics[m].n else "-" for m in metrics)
                 + " |"
             )
     if checks:
         out += ["", "| gate | result |", "|---|---|"]
         out += [f"| {md_text(k.name)} | {'pass' if k.passed else '**FAIL**: ' + md_text(k.message)} |" for k in checks]
     read_as: dict[str, list[str]] = {}
-    for i in doc["items"]:
-        read_as.setdefault(i.get("read_as") or i["kind"], []).append(i["id"])
+    for r in run.items:
+        read_as.setdefault(r.decision or r.kind, []).append(r.id)
     if any(k not in ("image", "video") for k in read_as):
         out += ["", "<details><summary>how items were read</summary>", ""]
         out += [
@@ -449,19 +374,66 @@ def markdown_summary(doc: Mapping[str, Any], checks: Sequence[Check], worst: int
             for how, ids in read_as.items()
         ]
         out += ["", "</details>"]
-    failed = [i for i in doc["items"] if i["status"] != "ok"]
+    failed = [r for r in run.items if not r.ok]
     if failed:
         out += ["", "<details><summary>failed items</summary>", ""]
-        out += [f"- {md_text(i['id'])}: {md_text(str(i['error']))}" for i in failed]
+        out += [f"- {md_text(r.id)}: {md_text(str(r.error))}" for r in failed]
         out += ["", "</details>"]
-    m0 = metrics[0]
-    ok = [i for i in doc["items"] if i["status"] == "ok"]
-    if ok and worst:
-        ranked = sorted(ok, key=lambda i: float(i["scores"][m0]), reverse=not METRICS[m0].higher_is_better)[:worst]
+    ranked = worst_items(run.items, worst)
+    if ranked:
+        m0 = ranked[0].metrics[0]
         out += ["", f"<details><summary>worst {len(ranked)} items by {METRICS[m0].label}</summary>", ""]
         out += [
-            f"- {md_text(i['id'])}: " + ", ".join(f"{METRICS[m].label} {cell(m, i['scores'][m])}" for m in metrics)
-            for i in ranked
+            f"- {md_text(r.id)}: " + ", ".join(f"{METRICS[m].label} {format_score(m, r.scores[m])}" for m in metrics)
+            for r in ranked
         ]
         out += ["", "</details>"]
     return "\n".join(out) + "\n"
+
+
+def format_changes(
+    changes: Sequence[Change], max_drop: Mapping[str, float], limit: int = 20, listing: Presence | None = None
+) -> str:
+    """A readable comparison: overall and per-key changes, then the largest item regressions.
+
+    When a scope's item count changed, its means are over different items, and
+    the row says so.
+    """
+
+    def flag(c: Change) -> str:
+        regressed = c.metric in max_drop and METRICS[c.metric].drop(c.old, c.new) > max_drop[c.metric]
+        return "  REGRESSION" if regressed else ""
+
+    lines = [f"{'scope':<32}{'metric':<7}{'baseline':>12}{'new':>12}{'change':>12}"]
+    for c in (c for c in changes if not c.scope.startswith("item ")):
+        delta = 0.0 if c.old == c.new else c.new - c.old
+        n = "" if c.n_old == c.n_new else f"  (n {c.n_old} -> {c.n_new}: not the same items)"
+        lines.append(
+            f"{printable(c.scope):<32}{c.metric:<7}{format_score(c.metric, c.old):>12}"
+            f"{format_score(c.metric, c.new):>12}{delta:>+12.6g}{n}{flag(c)}"
+        )
+    items = sorted(
+        (c for c in changes if c.scope.startswith("item ") and METRICS[c.metric].drop(c.old, c.new) > 0),
+        key=lambda c: -METRICS[c.metric].drop(c.old, c.new),
+    )
+    if items:
+        lines.append("")
+        lines.append(f"largest item drops ({min(limit, len(items))} of {len(items)}):")
+        for c in items[:limit]:
+            lines.append(
+                f"  {printable(c.scope[5:]):<30}{c.metric:<7}{format_score(c.metric, c.old):>12}"
+                f"{format_score(c.metric, c.new):>12}{flag(c)}"
+            )
+    if listing is not None:
+        for label, ids in (
+            ("in the baseline, missing now", listing.missing),
+            ("scored in the baseline, failed now", listing.failed),
+            ("new (not in the baseline)", listing.appeared),
+        ):
+            if ids:
+                lines.append("")
+                lines.append(f"{len(ids)} items {label}:")
+                lines += [f"  {printable(i)}" for i in ids[:limit]]
+                if len(ids) > limit:
+                    lines.append(f"  ... and {len(ids) - limit} more")
+    return "\n".join(lines) + "\n"

@@ -75,7 +75,7 @@ def test_micro_macro_weighted():
 
 def test_weights_must_cover_every_value():
     results = [_item("a/1", {"group": "a"}, 10.0), _item("b/1", {"group": "b"}, 20.0)]
-    with pytest.raises(ConfigError, match="--weights gives no weight for group='b'"):
+    with pytest.raises(ConfigError, match="weights= gives no weight for group='b'"):
         summarize_run(results, ["psnr"], ["group"], weights={"group": {"a": 1.0}})
 
 

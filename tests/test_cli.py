@@ -54,9 +54,11 @@ def test_json_to_stdout_is_strict(write_png, rgb):
     result = run("compare", str(gt), str(gt), "--json", "-")
     assert result.exit_code == 0
     doc = json.loads(result.output, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-    assert doc["scores"] == {"ssim": 1.0, "psnr": "inf", "mse": 0.0}
-    assert doc["info"]["data_range"] == 255.0
-    assert doc["schema_version"] == 1
+    # schema 2: a single pair is a run with one item, in the same layout as a batch
+    (item,) = doc["items"]
+    assert item["scores"] == {"ssim": 1.0, "psnr": "inf", "mse": 0.0}
+    assert item["info"]["data_range"] == 255.0
+    assert doc["schema_version"] == 2
 
 
 def test_missing_file_is_one_line_exit_1(tmp_path, write_png, rgb):
@@ -199,7 +201,7 @@ def test_batch_json_is_strict_and_complete(tree, rgb):
     result = run("compare", str(pred), str(gt), "--json", "-")
     assert result.exit_code == 0
     doc = strict_json(result.stdout)
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert doc["counts"] == {
         "items": 3,
         "ok": 3,

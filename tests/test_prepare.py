@@ -50,7 +50,7 @@ def test_gray_against_rgb_needs_gray_or_y(rgb):
     gray = rgb[..., 1]
     with pytest.raises(ColorModeError) as exc:
         compare_images(gray, rgb)
-    assert str(exc.value) == "pred is gray but gt is RGB; use --color gray or --color y to compare them"
+    assert str(exc.value) == "pred is gray but gt is RGB; use color='gray' or color='y' to compare them"
     r = compare_images(gray, rgb, color="gray")
     assert 0 < r["ssim"] < 1
     r = compare_images(gray, rgb, color="y")
@@ -65,9 +65,7 @@ def test_float_data_uses_range_one_and_rejects_outside():
     assert r["psnr"] == pytest.approx(peak_signal_noise_ratio(gt, pred, data_range=1.0), abs=1e-10)
     with pytest.raises(DataRangeError) as exc:
         compare_images(gt * 255, gt)
-    assert (
-        str(exc.value) == "pred: float values lie in [0, 255], outside [0, 1]; pass --data-range to state their range"
-    )
+    assert str(exc.value) == "pred: float values lie in [0, 255], outside [0, 1]; pass data_range= to state their range"
     r = compare_images(gt * 255, gt * 255, data_range=255)
     assert r.info.data_range == 255
 
@@ -84,8 +82,8 @@ def test_data_range_override_for_12_bit_in_uint16():
     gt = np.full((16, 16), 2000, dtype=np.uint16)
     r = compare_images(gt + 5, gt, data_range=4095)
     assert r["psnr"] == pytest.approx(10 * np.log10(4095**2 / 25), abs=1e-12)
-    assert r.info.data_range_source == "--data-range"
-    with pytest.raises(DataRangeError, match="pred: values reach 5000, above --data-range 4095"):
+    assert r.info.data_range_source == "data_range"
+    with pytest.raises(DataRangeError, match="pred: values reach 5000, above data_range=4095"):
         compare_images(gt + 3000, gt, data_range=4095)
 
 
@@ -116,7 +114,7 @@ def test_image_smaller_than_window():
     a = np.zeros((6, 20), np.uint8)
     with pytest.raises(WindowSizeError) as exc:
         compare_images(a, a)
-    assert str(exc.value) == "pred: 20x6 is smaller than the 7x7 SSIM window; pass an odd --win-size of at most 6"
+    assert str(exc.value) == "pred: 20x6 is smaller than the 7x7 SSIM window; pass an odd win_size= of at most 6"
     assert compare_images(a, a, win_size=5)["ssim"] == 1.0
     b = np.zeros((16, 16), np.uint8)
     with pytest.raises(WindowSizeError, match=r"12x12 after a 2-pixel crop is smaller than the 13x13"):
@@ -147,9 +145,9 @@ def test_alpha_policies(rgb):
     # a missing alpha channel counts as fully opaque
     opaque = compare_images(pred, rgba, alpha="include")
     assert opaque["mse"] == pytest.approx(mean_squared_error(rgba, pred_rgba), rel=1e-14)
-    with pytest.raises(ColorModeError, match="gt: has an alpha channel; choose --alpha drop or --alpha include"):
+    with pytest.raises(ColorModeError, match="gt: has an alpha channel; choose alpha='drop' or alpha='include'"):
         compare_images(pred, rgba, alpha="error")
-    with pytest.raises(ConfigError, match="only --color rgb"):
+    with pytest.raises(ConfigError, match=r"only color='rgb'"):
         Options(alpha="include", color="y")
 
 

@@ -105,11 +105,12 @@ def test_cmyk_jpeg_is_converted_and_says_so(tmp_path):
     result = run("compare", tmp_path / "pred.jpg", tmp_path / "gt.png", "--json", "-")
     assert result.exit_code == 0, result.output
     doc = strict_json(result.stdout)
-    assert doc["info"]["conversions"] == ["pred.jpg: stored as CMYK, converted to RGB by Pillow"]
-    assert doc["scores"]["ssim"] == pytest.approx(
+    (item,) = doc["items"]
+    assert item["info"]["conversions"] == ["pred.jpg: stored as CMYK, converted to RGB by Pillow"]
+    assert item["scores"]["ssim"] == pytest.approx(
         structural_similarity(rgb, expected, channel_axis=-1, data_range=255), abs=1e-9
     )
-    assert doc["scores"]["ssim"] > 0.8  # 0.1 scored C, M, Y as RGB (SSIM -0.42)
+    assert item["scores"]["ssim"] > 0.8  # 0.1 scored C, M, Y as RGB (SSIM -0.42)
 
 
 @pytest.mark.parametrize(("mode", "target"), [("P", "RGB"), ("PT", "RGBA"), ("1", "L")])
@@ -162,12 +163,12 @@ def test_mixed_dtypes_with_data_range_are_rescaled(write_png):
     assert got["mse"] == pytest.approx(mean_squared_error(y, x), rel=1e-12)
     assert got.info.data_range == 1.0
     assert got.info.data_range_source == (
-        "mixed dtypes uint16/uint8, rescaled to [0, 1] (divided by 4095 and 255, from the --data-range)"
+        "mixed dtypes uint16/uint8, rescaled to [0, 1] (divided by 4095 and 255, from the data_range)"
     )
     # 0.1 compared raw codes here: SSIM about 0.04
     with pytest.raises(Exception) as exc:
         compare_images(pred12, gt, data_range=255)
-    assert str(exc.value) == f"pred: values reach {pred12.max()}, above --data-range 255"
+    assert str(exc.value) == f"pred: values reach {pred12.max()}, above data_range=255"
 
 
 @pytest.fixture
@@ -548,8 +549,8 @@ def test_pixel_limit_is_checked_from_the_header_before_decoding(tmp_path):
     with pytest.raises(LoadError) as exc:
         read_image(path)
     assert str(exc.value) == (
-        f"{path}: image is 16000x16000 (256,000,000 pixels), above the limit of 100,000,000 pixels "
-        "(max_pixels, --max-pixels)"
+        f"{path}: image is 16000x16000 (256,000,000 pixels), above the limit of 100,000,000 pixels; "
+        "raise max_pixels= to read it"
     )
 
 
@@ -807,11 +808,12 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from iqeval.aggregate import summarize_run  # noqa: E402
-from iqeval.discovery import Item, Pairing, Source  # noqa: E402
+from iqeval.discovery import Item, Source  # noqa: E402
 from iqeval.evaluate import item_result  # noqa: E402
 from iqeval.html import html_report  # noqa: E402
 from iqeval.prepare import Options  # noqa: E402
-from iqeval.report import batch_json, dumps, items_csv, junit_xml, markdown_summary  # noqa: E402
+from iqeval.report import dumps, items_csv, junit_xml, markdown_summary  # noqa: E402
+from iqeval.results import Run  # noqa: E402
 
 NAMES = st.text(
     st.characters(blacklist_categories=("Cs",)) | st.sampled_from(["\udcff", "\udc80"]), min_size=1, max_size=20
@@ -832,15 +834,17 @@ def test_every_writer_output_parses_whatever_the_names(ids, errors):
         else:
             results.append(item_result(item, options, None, {"ssim": 0.5, "psnr": float("inf")}))
     summary = summarize_run(results, options.metrics, ("group",))
-    doc = batch_json(results, summary, Pairing(tuple(), (), ()), {"metrics": ["ssim", "psnr"]}, "t")
+    run_ = Run({"metrics": ["ssim", "psnr"]}, tuple(results), summary, version="t")
+    doc = run_.to_doc()
     assert json.loads(dumps(doc))["counts"]["items"] == len(ids)
-    rows = list(csv.reader(io.StringIO(items_csv(results, options.metrics, ("group",)))))
+    assert [r.id for r in Run.from_doc(json.loads(dumps(doc))).items] == ids  # names round-trip exactly
+    rows = list(csv.reader(io.StringIO(items_csv(run_))))
     assert len(rows) == len(ids) + 1
-    ET.fromstring(junit_xml(doc, []).encode("utf-8"))
-    md = markdown_summary(doc, [])
+    ET.fromstring(junit_xml(run_).encode("utf-8"))
+    md = markdown_summary(run_)
     md.encode("utf-8")
     assert [line for line in md.splitlines() if line.startswith("#")] == [md.splitlines()[0]]
-    page = html_report(doc, [], [])
+    page = html_report(run_)
     page.encode("utf-8")
     embedded = page.split('id="items-data">', 1)[1].split("</script>", 1)[0]
     assert "<" not in embedded
@@ -895,7 +899,7 @@ def test_a_tree_of_every_bad_case_beside_good_items(tmp_path, write_png):
     assert errors == sorted(
         [
             f"Error: bad/bomb: {p}/bad/bomb.png: image is 16000x16000 (256,000,000 pixels), above the limit of "
-            "100,000,000 pixels (max_pixels, --max-pixels)",
+            "100,000,000 pixels; raise --max-pixels to read it",
             f"Error: bad/empty: {p}/bad/empty.png: file is empty",
             f"Error: bad/size: size mismatch: {p}/bad/size.png is 64x40 but {g}/bad/size.png is 64x48",
             f"Error: bad/small: {p}/bad/small.png: 3x3 is smaller than the 7x7 SSIM window; pass an odd --win-size of at most 3",

@@ -1,0 +1,144 @@
+"""The library entry point: ``iqeval.run(config) -> Run``.
+
+One call does what ``iqeval compare`` does, without click or tqdm: it checks
+everything that can be refused before any file is decoded, pairs the inputs
+(two folders, or two files), scores every item (in parallel, or on Dask),
+aggregates, and checks the gate. The command line only parses options, calls
+this, and hands the :class:`~iqeval.results.Run` to the writers.
+
+Examples
+--------
+>>> import iqeval, numpy as np, imageio.v3 as iio, tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> for side, offset in (("pred", 3), ("gt", 0)):
+...     (d / side).mkdir()
+...     iio.imwrite(d / side / "a.png", np.full((16, 16), 100 + offset, np.uint8))
+>>> r = iqeval.run(iqeval.CompareConfig(pred=d / "pred", gt=d / "gt", jobs=1))
+>>> r.item("a").scores["mse"], r.passed
+(9.0, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from ._version import __version__
+from .aggregate import check_weight_coverage, check_weights, summarize_run
+from .discovery import Item, Pairing, find_pairs
+from .errors import ConfigError, LoadError, PairingError
+from .evaluate import CompareConfig, Mapper, evaluate, item_keys
+from .gate import check_baseline_metrics, check_comparable, check_gate_inputs, gate
+from .metrics import METRICS
+from .parallel import check_scheduler_address
+from .results import ItemResult, Run
+from .sources import source_of
+
+Progress = Callable[[int, int, "ItemResult | None"], None]
+"""Called as ``progress(done, total, result)``: once with ``(0, total, None)``, then after each item."""
+
+# columns every items CSV has; a group_by key must not repeat one
+FIXED_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "n_frames",
+    "width",
+    "height",
+    "data_range",
+    "pred",
+    "gt",
+    "error",
+    "read_as",
+    "frame",
+)
+
+
+def check(config: CompareConfig) -> tuple[str, ...]:
+    """Refuse, before any file is decoded, a configuration that cannot give a meaningful run.
+
+    Returns the key names. Raises :class:`~iqeval.errors.ConfigError` or
+    :class:`~iqeval.errors.BaselineError` naming the parameter.
+    """
+    key_names = config.key_names()
+    clash = [k for k in key_names if k in FIXED_COLUMNS or k in METRICS]
+    if clash:
+        raise ConfigError(f"group_by= names a key {clash[0]!r}, which is also a report column; rename the group")
+    g = config.gate
+    check_gate_inputs(g.thresholds, g.max_drop, config.options.metrics, key_names)
+    if g.max_drop and g.baseline is None:
+        raise ConfigError("max_drop= needs a baseline=")
+    if config.weights is not None:
+        check_weights(config.weights, key_names)
+    if g.baseline is not None:
+        check_comparable(g.baseline.settings, config.as_dict(), g.baseline_name)
+        check_baseline_metrics(g.baseline, g.max_drop, g.baseline_name)
+    if config.scheduler is not None:
+        check_scheduler_address(config.scheduler)
+    return key_names
+
+
+def pair(config: CompareConfig) -> Pairing:
+    """The items of a run: two folders paired by name, or two files as one item."""
+    pred, gt = Path(config.pred), Path(config.gt)
+    for path in (pred, gt):
+        if not path.exists():
+            raise LoadError(f"{path}: no such file or directory")
+    if pred.is_dir() != gt.is_dir():
+        file_, dir_ = (gt, pred) if pred.is_dir() else (pred, gt)
+        raise ConfigError(f"{dir_} is a folder but {file_} is a file; give two files or two folders")
+    if pred.is_dir():
+        pairing = find_pairs(pred, gt, sequences=config.sequences)
+    else:
+        p, g = source_of(pred), source_of(gt)
+        if p.is_sequence != g.is_sequence:
+            raise PairingError(f"cannot pair {pred} ({p.kind}) with {gt} ({g.kind})")
+        pairing = Pairing(items=(Item(pred.stem, p, g, decision=p.label),), pred_only=(), gt_only=())
+    if not pairing.items:
+        raise PairingError(f"no pairs found between {pred} and {gt}")
+    return pairing
+
+
+def run(
+    config: CompareConfig,
+    progress: Progress | None = None,
+    mapper: Mapper | None = None,
+    score: Callable[..., Iterator[ItemResult]] = evaluate,
+) -> Run:
+    """Check, pair, score, aggregate and gate: the whole of ``iqeval compare`` as one call.
+
+    ``progress`` is told of each finished item (see :data:`Progress`);
+    ``mapper`` replaces the parallel map (custom executors); ``score`` replaces
+    the scoring generator (:func:`iqeval.evaluate.evaluate`).
+    """
+    key_names = check(config)
+    pairing = pair(config)
+    if config.weights is not None:
+        check_weight_coverage(config.weights, [item_keys(i.id, config.group_by) or {} for i in pairing.items])
+    results = tuple(_reporting(score(config, pairing.items, mapper), len(pairing.items), progress))
+    summary = summarize_run(results, config.options.metrics, key_names, config.weights)
+    result = Run(
+        settings=config.as_dict(),
+        items=results,
+        summary=summary,
+        pred_only=pairing.pred_only,
+        gt_only=pairing.gt_only,
+        ignored_files=pairing.ignored,
+        discovery_notes=pairing.notes,
+        sequence_folders=pairing.sequence_folders,
+        separate_image_folders=pairing.rejected_folders,
+        version=__version__,
+    )
+    g = config.gate
+    checks = gate(result, g.thresholds, g.max_drop, g.baseline, g.allow_missing)
+    return replace(result, checks=tuple(checks))
+
+
+def _reporting(results: Iterable[ItemResult], total: int, progress: Progress | None) -> Iterator[ItemResult]:
+    if progress is not None:
+        progress(0, total, None)
+    for done, r in enumerate(results, 1):
+        if progress is not None:
+            progress(done, total, r)
+        yield r

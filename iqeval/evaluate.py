@@ -19,7 +19,7 @@ from .discovery import Item, Sequences, find_pairs
 from .errors import ConfigError, IqevalError, SequenceError
 from .gate import GateConfig
 from .io import DEFAULT_MAX_PIXELS, Decoded, load_image
-from .metrics import METRICS, POOLS
+from .metrics import BUILTIN_METRICS, METRICS, POOLS, Metric
 from .parallel import choose_mapper
 from .prepare import Options, PairInfo
 from .results import ItemResult
@@ -235,7 +235,10 @@ def evaluate(
     if items is None:
         items = find_pairs(config.pred, config.gt, sequences=config.sequences).items
     items = list(items)
-    work = _ItemScorer(config.options, config.engine, config.truncate_frames, config.group_by, config.max_pixels)
+    registered = tuple(METRICS[m] for m in config.options.metrics if m not in BUILTIN_METRICS)
+    work = _ItemScorer(
+        config.options, config.engine, config.truncate_frames, config.group_by, config.max_pixels, registered
+    )
     if mapper is None:
         mapper = choose_mapper(config.jobs, config.scheduler, len(items), work.crashed)
     yield from mapper(work, items)
@@ -250,8 +253,13 @@ class _ItemScorer:
     truncate: bool
     group_by: str | None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    # metrics registered at run time travel with the work: a worker started by
+    # forkserver, spawn or Dask imports iqeval afresh and knows only the built-in ones
+    registered: tuple[Metric, ...] = ()
 
     def __call__(self, item: Item) -> ItemResult:
+        for metric in self.registered:
+            METRICS.setdefault(metric.name, metric)
         return evaluate_item(item, self.options, self.engine, self.truncate, self.group_by, self.max_pixels)
 
     def crashed(self, item: Item, reason: str) -> ItemResult:

@@ -272,9 +272,17 @@ METRICS: dict[str, Metric] = {
 }
 """Every metric iqeval knows, in report order. ``register`` adds one."""
 
+BUILTIN_METRICS = frozenset(METRICS)
+"""The metrics every process knows on import; others are shipped to workers with the work."""
+
 
 def register(metric: Metric) -> Metric:
-    """Add a metric to the registry (after the built-in ones); returns it."""
+    """Add a metric to the registry (after the built-in ones); returns it.
+
+    Its functions must be importable module-level functions (not lambdas) when
+    it is to run in worker processes or on Dask: the metric is pickled and
+    sent with the work.
+    """
     if metric.name in METRICS:
         raise ConfigError(f"a metric named {metric.name!r} is already registered")
     if metric.pool not in POOLS:

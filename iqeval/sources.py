@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .errors import SequenceError
-from .io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Decoded, iter_frames, load_image
+from .errors import LoadError, SequenceError
+from .io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Decoded, iter_frames, load_image, probe
 
 SourceKind = Literal["image", "video", "frames"]
 
@@ -110,6 +110,13 @@ class VideoSource(Source, kind="video"):
 
     def decode(self, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
         return (Decoded(f) for f in iter_frames(self.path, max_pixels=max_pixels))
+
+    def facts(self) -> dict[str, Any]:
+        try:  # the container's header: frame count and size, nothing decoded
+            p = probe(self.path)
+        except LoadError:
+            return {"kind": self.kind, "path": str(self.path), "n_frames": None}
+        return {"kind": self.kind, "path": str(self.path), "n_frames": p.n_frames, "shape": list(p.shape)}
 
 
 @dataclass(frozen=True)

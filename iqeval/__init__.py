@@ -1,12 +1,19 @@
 """iqeval: full-reference image-quality evaluation (SSIM, PSNR, MSE).
 
-Score one pair with :func:`compare_images`; score two trees (or two files)
-with :func:`run`, which returns a :class:`Run`: its items, statistics and gate
-checks, and ``Run.to_doc()`` for the JSON report. Metrics live in the registry
-:data:`iqeval.metrics.METRICS`.
+- :func:`compare_images`: one pair (paths or arrays) -> scores and the facts behind them.
+- :func:`score`: a batch of arrays (``layout="NHWC"``, ``"NCHW"``, ``"NTHWC"``, ...)
+  -> per-sample arrays of every metric; numpy, PyTorch and TensorFlow tensors.
+- :class:`Evaluator`: ``update(pred, gt, keys=...)`` in a validation loop,
+  ``result()`` -> the same :class:`Run` as the command line, ``reset()``.
+- :func:`run`: two trees (or two files), exactly as ``iqeval compare`` -> :class:`Run`.
+
+A :class:`Run` holds items, statistics (micro, macro, weighted) and gate
+checks; ``Run.to_doc()`` is the JSON report. Options (:class:`Options`) are the
+same everywhere; metrics live in the registry :data:`iqeval.metrics.METRICS`.
 """
 
 from ._version import __version__
+from .batch import Evaluator, Scores, score
 from .core import PairResult, compare_images
 from .errors import IqevalError
 from .evaluate import CompareConfig
@@ -17,6 +24,7 @@ from .runner import run
 
 __all__ = [
     "CompareConfig",
+    "Evaluator",
     "GateConfig",
     "IqevalError",
     "ItemResult",
@@ -24,7 +32,9 @@ __all__ = [
     "PairInfo",
     "PairResult",
     "Run",
+    "Scores",
     "__version__",
     "compare_images",
     "run",
+    "score",
 ]

@@ -42,7 +42,7 @@ from .io import DEFAULT_MAX_PIXELS, is_image_path
 from .maps import Visual, map_files, map_names, visual, worst
 from .metrics import parse_metrics
 from .outputs import Staging, check_targets
-from .prepare import ALPHAS, COLORS, KERNELS, Options
+from .prepare import ALPHAS, COLORS, KERNELS, OUT_OF_RANGE, Options
 from .report import (
     format_changes,
     format_pair,
@@ -233,6 +233,13 @@ def cli() -> None:
     help="RGBA policy: drop alpha, include it as a channel, or refuse.",
 )
 @click.option(
+    "--out-of-range",
+    type=click.Choice(OUT_OF_RANGE),
+    default="error",
+    show_default=True,
+    help="Float values outside [0, 1] (or integers above --data-range): an item error, or clip them (recorded).",
+)
+@click.option(
     "--engine", type=click.Choice(ENGINES), default="fast", show_default=True, help="skimage: reference path."
 )
 @click.option("--json", "json_path", default=None, metavar="PATH", help="Write the JSON report ('-' for stdout).")
@@ -344,6 +351,7 @@ def compare(
     sigma: float,
     data_range: float | None,
     alpha: str,
+    out_of_range: str,
     engine: str,
     json_path: str | None,
     csv_path: str | None,
@@ -403,6 +411,7 @@ def _compare(staging: Staging, **o: Any) -> None:
             sigma=o["sigma"],
             data_range=o["data_range"],
             alpha=o["alpha"],
+            out_of_range=o["out_of_range"],
         )
     )
     thresholds = _usage(

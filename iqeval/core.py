@@ -105,5 +105,5 @@ def compare_images(
     scores, info = score_arrays(p, g, options, pred_name, gt_name, engine)
     notes = tuple(n for n in (p_note, g_note) if n)
     if notes:
-        info = replace(info, conversions=notes)
+        info = replace(info, conversions=notes + info.conversions)
     return PairResult(pred=pred_name, gt=gt_name, scores=scores, info=info)

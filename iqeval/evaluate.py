@@ -144,7 +144,7 @@ def score_sequence(
     if info is None:
         raise SequenceError(f"no frames to score in {pred.path} and {gt.path}")
     if notes:
-        info = replace(info, conversions=tuple(sorted(notes)))
+        info = replace(info, conversions=tuple(sorted(notes)) + info.conversions)
     return np.asarray(rows, dtype=np.float64), info, warnings
 
 
@@ -207,7 +207,7 @@ def evaluate_item(
             g = load_image(item.gt.path, max_pixels=max_pixels)
             scores, info = score_arrays(p.array, g.array, options, pred, gt, engine)
             notes = tuple(n for n in (p.note, g.note) if n)
-            return result(scores, info=replace(info, conversions=notes) if notes else info)
+            return result(scores, info=replace(info, conversions=notes + info.conversions) if notes else info)
         frames, info, warnings = score_sequence(item.pred, item.gt, options, engine, truncate, max_pixels)
     except IqevalError as exc:
         return result({}, error=str(exc))

@@ -20,7 +20,17 @@ from .report import format_score
 from .results import READABLE_SCHEMAS, Change, Check, Presence, Run
 
 # options that change what the numbers mean; reports that differ in any are not comparable
-COMPARABLE = ("color", "crop_border", "ssim_kernel", "win_size", "sigma", "data_range", "alpha", "sequences")
+COMPARABLE = (
+    "color",
+    "crop_border",
+    "ssim_kernel",
+    "win_size",
+    "sigma",
+    "data_range",
+    "alpha",
+    "sequences",
+    "out_of_range",
+)
 
 _CONDITION = re.compile(
     r"^(?P<metric>[A-Za-z][A-Za-z0-9_]*)(?:\[(?P<key>[^=\]]+)=(?P<value>[^\]]*)\])?=(?P<threshold>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$"
@@ -166,6 +176,8 @@ def _config_value(config: Mapping[str, Any], key: str) -> Any:
     if key == "sequences" and "sequences" not in config and "frame_folders" in config:
         # 0.1 reports: frame_folders=true was today's --sequences always (no size or gap checks)
         return "always" if config["frame_folders"] else "never"
+    if key == "out_of_range":  # reports before it existed refused out-of-range values
+        return config.get(key, "error")
     return config.get(key)
 
 

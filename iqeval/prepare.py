@@ -26,9 +26,11 @@ from .metrics import METRICS, parse_metrics, ssim_window
 Color = Literal["rgb", "y", "gray"]
 Kernel = Literal["uniform", "gaussian"]
 Alpha = Literal["drop", "include", "error"]
+OutOfRange = Literal["error", "clip"]
 COLORS: tuple[Color, ...] = ("rgb", "y", "gray")
 KERNELS: tuple[Kernel, ...] = ("uniform", "gaussian")
 ALPHAS: tuple[Alpha, ...] = ("drop", "include", "error")
+OUT_OF_RANGE: tuple[OutOfRange, ...] = ("error", "clip")
 
 # ITU-R BT.601 luma as MATLAB's rgb2ycbcr computes it (16-235 for 8-bit), the
 # super-resolution literature's "Y channel"; applied to unrounded floats.
@@ -51,6 +53,7 @@ class Options:
     sigma: float = 1.5
     data_range: float | None = None
     alpha: Alpha = "drop"
+    out_of_range: OutOfRange = "error"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", parse_metrics(self.metrics))
@@ -58,6 +61,8 @@ class Options:
             raise ConfigError(f"unknown colour mode {self.color!r}; choose from {', '.join(COLORS)}")
         if self.ssim_kernel not in KERNELS:
             raise ConfigError(f"unknown SSIM kernel {self.ssim_kernel!r}; choose from {', '.join(KERNELS)}")
+        if self.out_of_range not in OUT_OF_RANGE:
+            raise ConfigError(f"out_of_range={self.out_of_range!r} is not one of {', '.join(OUT_OF_RANGE)}")
         if self.alpha not in ALPHAS:
             raise ConfigError(f"unknown alpha policy {self.alpha!r}; choose from {', '.join(ALPHAS)}")
         if int(self.crop_border) != self.crop_border or self.crop_border < 0:
@@ -94,6 +99,7 @@ class Options:
             "sigma": self.sigma,
             "data_range": self.data_range,
             "alpha": self.alpha,
+            "out_of_range": self.out_of_range,
         }
 
 
@@ -186,21 +192,33 @@ def _apply_alpha(a: np.ndarray, policy: str, name: str, opaque: float, other_has
     return a
 
 
-def _check_values(a: np.ndarray, name: str, data_range: float, explicit: bool) -> None:
+def _check_values(
+    a: np.ndarray, name: str, data_range: float, explicit: bool, policy: OutOfRange
+) -> tuple[np.ndarray, str | None]:
+    """Refuse values outside the range in use, or clip them when ``policy`` is "clip" (and say so)."""
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
             raise DataRangeError(f"{name}: contains NaN or infinite values")
         if explicit:
-            return
+            return a, None
         lo, hi = float(a.min()), float(a.max())
         if lo < 0.0 or hi > 1.0:
+            if policy == "clip":
+                n = int(np.count_nonzero((a < 0.0) | (a > 1.0)))
+                note = f"{name}: {n} values in [{lo:g}, {hi:g}] clipped to [0, 1] (out_of_range='clip')"
+                return np.clip(a, 0.0, 1.0), note
             raise DataRangeError(
                 f"{name}: float values lie in [{lo:g}, {hi:g}], outside [0, 1]; pass data_range= to state their range"
             )
     elif explicit:
         hi = float(a.max())
         if hi > data_range:
+            if policy == "clip":
+                n = int(np.count_nonzero(a > data_range))
+                note = f"{name}: {n} values above {data_range:g} clipped (out_of_range='clip')"
+                return np.minimum(a, np.asarray(data_range).astype(a.dtype)), note
             raise DataRangeError(f"{name}: values reach {hi:g}, above data_range={data_range:g}")
+    return a, None
 
 
 def to_luma(a: np.ndarray, weights: np.ndarray, offset: float) -> np.ndarray:
@@ -288,8 +306,11 @@ def prepare(
             f"(divided by {pred_range:g} and {gt_range:g}, from the {how})"
         )
         pred_scale, gt_scale = 1.0 / pred_range, 1.0 / gt_range
-    _check_values(pred, pred_name, pred_range if pred_scale != 1.0 else data_range, pred_explicit)
-    _check_values(gt, gt_name, gt_range if gt_scale != 1.0 else data_range, gt_explicit)
+    policy = options.out_of_range
+    pred, pred_note = _check_values(
+        pred, pred_name, pred_range if pred_scale != 1.0 else data_range, pred_explicit, policy
+    )
+    gt, gt_note = _check_values(gt, gt_name, gt_range if gt_scale != 1.0 else data_range, gt_explicit, policy)
 
     height, width = pred.shape[:2]
     c = options.crop_border
@@ -317,6 +338,7 @@ def prepare(
         if gt.ndim == 3:
             gt, gt_scale = to_luma(gt, GRAY_WEIGHTS * gt_scale, 0.0), 1.0
     info = PairInfo(
+        conversions=tuple(n for n in (pred_note, gt_note) if n),
         width=width,
         height=height,
         channels=_channels(pred),

@@ -194,6 +194,7 @@ def test_public_api_is_small():
     assert sorted(iqeval.__all__) == sorted(
         [
             "CompareConfig",
+            "Evaluator",
             "GateConfig",
             "IqevalError",
             "ItemResult",
@@ -201,9 +202,11 @@ def test_public_api_is_small():
             "PairInfo",
             "PairResult",
             "Run",
+            "Scores",
             "__version__",
             "compare_images",
             "run",
+            "score",
         ]
     )
 

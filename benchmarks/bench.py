@@ -12,6 +12,15 @@ It also measures the peak memory of scoring one 4K RGB pair with skimage's
 float64 path and with iqeval's banded engine, each in a fresh process, with
 tracemalloc (numpy reports its buffers to it).
 
+Two in-process cases follow:
+
+* the training-loop batch: 64 float32 images of 256x256x3 scored by
+  ``iqeval.score`` (one thread, all cores) against a plain loop over
+  ``skimage.metrics`` (SSIM, PSNR, MSE per image);
+* the engine grid: ``compare_images`` with ``engine="fast"`` against
+  ``engine="skimage"`` for each dtype, size and window, the fast engine's
+  promise being never to be the slower one (the ratio column).
+
 Environment: BENCH_PAIRS (default 12), BENCH_DIR (default: a temporary folder).
 """
 
@@ -113,6 +122,77 @@ def peak_memory(which: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+def best_of(fn: object, repeat: int = 3) -> float:
+    """The best wall time of ``repeat`` calls (after one warm-up call)."""
+    assert callable(fn)
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def batch_case() -> None:
+    import iqeval
+
+    rng = np.random.default_rng(0)
+    gt = np.stack([transform.resize(SOURCES[i % 5](), (256, 256), anti_aliasing=True) for i in range(64)])
+    gt = gt.astype(np.float32)
+    pred = np.clip(gt + rng.normal(0, 0.03, gt.shape), 0, 1).astype(np.float32)
+
+    def loop() -> None:
+        for i in range(len(gt)):
+            structural_similarity(gt[i], pred[i], data_range=1.0, channel_axis=-1)
+            peak_signal_noise_ratio(gt[i], pred[i], data_range=1.0)
+            mean_squared_error(gt[i], pred[i])
+
+    t_loop = best_of(loop)
+    t_one = best_of(lambda: iqeval.score(pred, gt, layout="NHWC", jobs=1))
+    t_all = best_of(lambda: iqeval.score(pred, gt, layout="NHWC"))
+    s = iqeval.score(pred, gt, layout="NHWC")
+    ref = [
+        structural_similarity(gt[i].astype(float), pred[i].astype(float), data_range=1.0, channel_axis=-1)
+        for i in range(4)
+    ]
+    worst = max(abs(a - b) for a, b in zip(ref, s["ssim"][:4], strict=True))
+    print("\nbatch: 64 float32 images of 256x256x3 (iqeval.score, layout NHWC)")
+    print(f"{'run':<34}{'seconds':>9}{'vs loop':>10}")
+    for name, t in (
+        ("plain loop over skimage.metrics", t_loop),
+        ("iqeval.score, one thread", t_one),
+        (f"iqeval.score, all {default_jobs()} cores", t_all),
+    ):
+        print(f"{name:<34}{t:>9.3f}{t_loop / t:>9.2f}x")
+    print(f"largest SSIM difference from skimage on float64: {worst:.2e}")
+
+
+def engine_grid() -> None:
+    from iqeval import compare_images
+
+    print("\nfast engine against the skimage engine (compare_images, best of 3, ms)")
+    print(f"{'dtype':<9}{'size':>10}{'window':>10}{'fast':>9}{'skimage':>9}{'ratio':>8}")
+    rng = np.random.default_rng(1)
+    for side in (32, 256, 1024):
+        base = transform.resize(data.astronaut(), (side, side), anti_aliasing=True)
+        for dtype in (np.uint8, np.uint16, np.float32):
+            top = {np.uint8: 255, np.uint16: 65535, np.float32: 1.0}[dtype]
+            gt = (base * top).astype(dtype) if dtype != np.float32 else base.astype(np.float32)
+            noise = rng.normal(0, 0.02 * top, gt.shape)
+            pred = np.clip(gt + noise, 0, top).astype(dtype)
+            for kernel in ("uniform", "gaussian"):
+                t_fast, t_sk = (
+                    best_of(lambda e=engine, p=pred, g=gt, k=kernel: compare_images(p, g, ssim_kernel=k, engine=e))
+                    for engine in ("fast", "skimage")
+                )
+                name = np.dtype(dtype).name
+                print(
+                    f"{name:<9}{f'{side}x{side}':>10}{kernel:>10}{t_fast * 1e3:>9.2f}{t_sk * 1e3:>9.2f}"
+                    f"{t_sk / t_fast:>7.1f}x"
+                )
+
+
 def main() -> None:
     n = int(os.environ.get("BENCH_PAIRS", "12"))
     keep = os.environ.get("BENCH_DIR")
@@ -140,6 +220,8 @@ def main() -> None:
         print("\npeak memory to score one 3840x2160 RGB pair, beyond its two decoded uint8 images (tracemalloc):")
         print(f"  skimage float64 path {sk / 2**20:8.0f} MiB")
         print(f"  iqeval fast engine   {iq / 2**20:8.0f} MiB   ({iq / sk:.2f} of skimage's)")
+        batch_case()
+        engine_grid()
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -38,3 +38,8 @@ __all__ = [
     "run",
     "score",
 ]
+
+
+def __dir__() -> list[str]:
+    # dir(iqeval) shows the API, not the submodules that implement it
+    return sorted(__all__)

@@ -196,5 +196,5 @@ def test_every_option_is_reachable_from_python():
 
 def test_the_public_namespace_is_the_api():
     public = [n for n in dir(iqeval) if not n.startswith("_")]
-    assert set(iqeval.__all__) - {"__version__"} <= set(public)
+    assert public == sorted(set(iqeval.__all__) - {"__version__"})
     assert "Evaluator" in (iqeval.__doc__ or "") and "score" in (iqeval.__doc__ or "")

@@ -7,6 +7,7 @@ This module knows nothing of click or tqdm; the command line wraps it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from .core import Engine, score_arrays
 from .discovery import Item, Sequences, find_pairs
 from .errors import ConfigError, IqevalError, SequenceError
 from .gate import GateConfig
-from .io import DEFAULT_MAX_PIXELS, Decoded, load_image
+from .io import DEFAULT_MAX_PIXELS, Decoded
 from .metrics import BUILTIN_METRICS, METRICS, POOLS, Metric
 from .parallel import choose_mapper
 from .prepare import Options, PairInfo
@@ -189,22 +190,14 @@ def evaluate_item(
     """Score one item; bad input becomes an error result, never an exception."""
     pred = str(item.pred.path) if item.pred else ""
     gt = str(item.gt.path) if item.gt else ""
-
-    def result(
-        scores: Mapping[str, float],
-        frames: np.ndarray | None = None,
-        error: str | None = None,
-        info: PairInfo | None = None,
-        warnings: tuple[str, ...] = (),
-    ) -> ItemResult:
-        return item_result(item, options, group_by, scores, frames, error, info, warnings)
+    result = functools.partial(item_result, item, options, group_by)
 
     if item.error is not None or item.pred is None or item.gt is None:
         return result({}, error=item.error or "unpaired")
     try:
         if item.kind == "image":
-            p = load_image(item.pred.path, max_pixels=max_pixels)
-            g = load_image(item.gt.path, max_pixels=max_pixels)
+            p = next(item.pred.decode(max_pixels))
+            g = next(item.gt.decode(max_pixels))
             scores, info = score_arrays(p.array, g.array, options, pred, gt, engine)
             notes = tuple(n for n in (p.note, g.note) if n)
             return result(scores, info=replace(info, conversions=notes + info.conversions) if notes else info)

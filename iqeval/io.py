@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
@@ -163,18 +164,24 @@ class Decoded:
     note: str | None = None
 
 
-def _read_pillow(path: Path, max_pixels: int | None) -> Decoded:
+def _open_pillow(path: Path) -> Any:
+    """Open an image with Pillow (header only), without Pillow's own decompression-bomb check.
+
+    iqeval enforces its own documented limit from the header (check_pixels);
+    Pillow's check would warn or refuse at other sizes.
+    """
     from PIL import Image
 
-    # iqeval enforces its own documented limit from the header (check_pixels);
-    # Pillow's separate bomb check would warn or refuse at other sizes
     with _PILLOW_LOCK:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            im = Image.open(path)
+            return Image.open(path)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
-    with im:
+
+
+def _read_pillow(path: Path, max_pixels: int | None) -> Decoded:
+    with _open_pillow(path) as im:
         check_pixels(path, im.width, im.height, max_pixels)
         mode = im.mode
         if mode in _PILLOW_DIRECT:
@@ -309,15 +316,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
             with tifffile.TiffFile(p) as tif:
                 page = tif.pages[0]
                 return int(page.imagewidth), int(page.imagelength)
-        from PIL import Image
-
-        with _PILLOW_LOCK:
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                im = Image.open(p)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
-        with im:
+        with _open_pillow(p) as im:
             return int(im.width), int(im.height)
     except Exception:  # unreadable here means unknown; decoding later names the reason
         return None

@@ -162,28 +162,16 @@ def csv_float(value: float | None) -> str:
     return nonfinite(v) or repr(v)
 
 
+ITEM_COLUMNS = ("id", "kind", "status", "n_frames", "width", "height", "data_range", "pred", "gt", "error", "read_as")
+"""The fixed columns of the items CSV (keys and metrics come between ``status`` and ``n_frames``)."""
+
+
 def items_csv(run: Run) -> str:
     """One row per item."""
     results, metrics, key_names = run.items, run.metrics, run.key_names
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(
-        [
-            "id",
-            "kind",
-            "status",
-            *key_names,
-            *metrics,
-            "n_frames",
-            "width",
-            "height",
-            "data_range",
-            "pred",
-            "gt",
-            "error",
-            "read_as",
-        ]
-    )
+    w.writerow([*ITEM_COLUMNS[:3], *key_names, *metrics, *ITEM_COLUMNS[3:]])
     for r in results:
         info = r.info
         w.writerow(

@@ -32,27 +32,15 @@ from .evaluate import CompareConfig, Mapper, evaluate, item_keys
 from .gate import check_baseline_metrics, check_comparable, check_gate_inputs, gate
 from .metrics import METRICS
 from .parallel import check_scheduler_address
+from .report import ITEM_COLUMNS
 from .results import ItemResult, Run
 from .sources import source_of
 
 Progress = Callable[[int, int, "ItemResult | None"], None]
 """Called as ``progress(done, total, result)``: once with ``(0, total, None)``, then after each item."""
 
-# columns every items CSV has; a group_by key must not repeat one
-FIXED_COLUMNS = (
-    "id",
-    "kind",
-    "status",
-    "n_frames",
-    "width",
-    "height",
-    "data_range",
-    "pred",
-    "gt",
-    "error",
-    "read_as",
-    "frame",
-)
+# columns of the items and frames CSVs; a group_by key must not repeat one
+FIXED_COLUMNS = (*ITEM_COLUMNS, "frame")
 
 
 def check(config: CompareConfig) -> tuple[str, ...]:

@@ -340,64 +340,28 @@ def cli() -> None:
 )
 @click.option("--items", "show_items", is_flag=True, help="List every item in the summary table.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def compare(
-    pred: Path,
-    gt: Path,
-    metric_names: str,
-    color: str,
-    crop_border: int,
-    ssim_kernel: str,
-    win_size: int | None,
-    sigma: float,
-    data_range: float | None,
-    alpha: str,
-    out_of_range: str,
-    engine: str,
-    json_path: str | None,
-    csv_path: str | None,
-    frames_path: str | None,
-    group_by: str | None,
-    weights_path: str | None,
-    strict: bool,
-    sequences: str | None,
-    no_frame_folders: bool,
-    truncate_frames: bool,
-    fail_under: tuple[str, ...],
-    item_floor: tuple[str, ...],
-    baseline_path: str | None,
-    max_drop: tuple[str, ...],
-    allow_missing: bool,
-    junit_path: str | None,
-    markdown_path: str | None,
-    markdown_append: str | None,
-    maps_dir: str | None,
-    html_path: str | None,
-    worst_n: int,
-    jobs: int,
-    scheduler: str | None,
-    max_pixels: int,
-    show_items: bool,
-    quiet: bool,
-) -> None:
+def compare(**o: Any) -> None:
     """Score PRED against GT: two images, two videos, or two folders walked recursively.
 
     Folders pair their items by relative path without extension; see the README
     for the rules, the report schemas and the exit codes.
     """
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     staging = Staging()
     try:
-        _compare(staging, **{k: v for k, v in locals().items() if k != "staging"})
+        _compare(staging, o)
     except (KeyboardInterrupt, Terminated) as exc:
         staging.discard()
         click.echo("Interrupted: no report written.", err=True)
         sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     finally:
         staging.discard()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
-def _compare(staging: Staging, **o: Any) -> None:
+def _compare(staging: Staging, o: dict[str, Any]) -> None:
     # --- parse, and refuse what can be refused before any file is decoded
     if o["no_frame_folders"] and o["sequences"] not in (None, "never"):
         raise click.UsageError(f"--no-frame-folders contradicts --sequences {o['sequences']}")

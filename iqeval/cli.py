@@ -362,7 +362,28 @@ def compare(**o: Any) -> None:
 
 
 def _compare(staging: Staging, o: dict[str, Any]) -> None:
-    # --- parse, and refuse what can be refused before any file is decoded
+    config = _config(o)
+    bar = _Bar(o["quiet"])
+    try:
+        result = run(config, progress=bar, score=evaluate)
+    except (ConfigError, BaselineError) as exc:
+        raise click.UsageError(say(str(exc))) from exc
+    except IqevalError as exc:
+        raise InputFailure(say(str(exc))) from exc
+    finally:
+        bar.close()
+    # the pair view: two image files, and nothing asked for but the pair
+    batch_only = any(o[w.dest] for w in WRITERS if w.option != "--json") or config.gate.thresholds or o["baseline_path"]
+    pair_view = o["pred"].is_file() and is_image_path(o["pred"]) and is_image_path(o["gt"]) and not batch_only
+    if pair_view and not result.items[0].ok:
+        raise InputFailure(say(str(result.items[0].error)))
+    _notes(result, config, o)
+    _write_reports(staging, result, config, o, pair_view)
+    _finish(result, o, pair_view)
+
+
+def _config(o: dict[str, Any]) -> CompareConfig:
+    """The run's configuration from the options; refuses, before any file is decoded, what it can."""
     if o["no_frame_folders"] and o["sequences"] not in (None, "never"):
         raise click.UsageError(f"--no-frame-folders contradicts --sequences {o['sequences']}")
     options = _usage(
@@ -392,7 +413,7 @@ def _compare(staging: Staging, o: dict[str, Any]) -> None:
         raise click.UsageError("--allow-missing needs --baseline")
     _usage(lambda: check_targets([(w.option, o[w.dest]) for w in WRITERS], [("--maps", o["maps_dir"])]))
     baseline = _usage(lambda: load_report(baseline_path)) if baseline_path else None
-    config = CompareConfig(
+    return CompareConfig(
         pred=o["pred"],
         gt=o["gt"],
         options=options,
@@ -406,27 +427,11 @@ def _compare(staging: Staging, o: dict[str, Any]) -> None:
         weights=_load_weights(o["weights_path"]),
         gate=GateConfig(thresholds, drops, baseline, f"baseline {baseline_path}", o["allow_missing"]),
     )
+
+
+def _notes(result: Run, config: CompareConfig, o: dict[str, Any]) -> None:
+    """What the run says on stderr before the reports: notes, unmatched files, warnings."""
     quiet = o["quiet"]
-
-    # --- the run: the library does the work
-    bar = _Bar(quiet)
-    try:
-        result = run(config, progress=bar, score=evaluate)
-    except (ConfigError, BaselineError) as exc:
-        raise click.UsageError(say(str(exc))) from exc
-    except IqevalError as exc:
-        raise InputFailure(say(str(exc))) from exc
-    finally:
-        bar.close()
-
-    # --- pair view: two image files, nothing but the pair asked for
-    batch_only = any(o[w.dest] for w in WRITERS if w.option != "--json") or thresholds or baseline
-    pair_view = o["pred"].is_file() and is_image_path(o["pred"]) and is_image_path(o["gt"]) and not batch_only
-    item = result.items[0]
-    if pair_view and not item.ok:
-        raise InputFailure(say(str(item.error)))
-
-    # --- what the run says on stderr before the reports
     for note in result.discovery_notes:
         _warn(note, quiet)
     if result.pred_only or result.gt_only:
@@ -452,14 +457,18 @@ def _compare(staging: Staging, o: dict[str, Any]) -> None:
             f"--group-by matched no key in {len(unmatched)} items (first: {unmatched[0]}); they count only in the overall",
             quiet,
         )
+    baseline = config.gate.baseline
     if baseline is not None and presence(baseline, result).shared == 0:
-        _warn(f"this run and baseline {baseline_path} share no scored item", quiet)
+        _warn(f"this run and baseline {o['baseline_path']} share no scored item", quiet)
 
-    # --- reports: staged, then committed together
+
+def _write_reports(staging: Staging, result: Run, config: CompareConfig, o: dict[str, Any], pair_view: bool) -> None:
+    """Every report and map asked for: staged beside their targets, then committed together."""
     try:
         visuals: list[tuple[ItemResult, Visual]] = []
         if o["maps_dir"] is not None or any(o[w.dest] for w in WRITERS if w.needs_visuals):
-            visuals = _visuals(list(result.items), options, 1 if pair_view else o["worst_n"], quiet, config.max_pixels)
+            n = 1 if pair_view else o["worst_n"]
+            visuals = _visuals(list(result.items), config.options, n, o["quiet"], config.max_pixels)
         for w in WRITERS:
             if o[w.dest] is not None:
                 staging.add(w.option, o[w.dest], w.render(result, visuals), append=w.append)
@@ -473,7 +482,11 @@ def _compare(staging: Staging, o: dict[str, Any]) -> None:
         staging.discard()
         raise OutputFailure(f"{say(str(exc))}; no report was replaced") from exc
 
-    # --- the summary, the errors, the gate, the exit code
+
+def _finish(result: Run, o: dict[str, Any], pair_view: bool) -> None:
+    """The summary, the errors, the gate, and the exit code."""
+    quiet = o["quiet"]
+    item = result.items[0]
     to_stdout = any(o[w.dest] == "-" for w in WRITERS)
     if pair_view:
         if not to_stdout and not quiet:

@@ -40,8 +40,6 @@ from .results import ItemResult, Run
 Layout = Literal["HW", "HWC", "CHW", "NHWC", "NCHW", "NTHWC", "NTCHW"]
 LAYOUTS: tuple[Layout, ...] = ("HW", "HWC", "CHW", "NHWC", "NCHW", "NTHWC", "NTCHW")
 
-_OPTION_NAMES = frozenset(Options.__dataclass_fields__)
-
 
 def as_array(x: Any, name: str) -> np.ndarray:
     """A numpy view of any array-like: numpy, ``__dlpack__`` (zero copy) or ``__array__``."""
@@ -107,10 +105,9 @@ class Scores(Mapping[str, np.ndarray]):
 
 
 def _split_options(kwargs: Mapping[str, Any]) -> Options:
-    unknown = sorted(set(kwargs) - _OPTION_NAMES)
-    if unknown:
-        raise TypeError(f"unknown option {unknown[0]!r}; options are: {', '.join(sorted(_OPTION_NAMES))}")
-    return Options(**kwargs)
+    """Options from keywords, a ``convention=`` first and explicit options on top."""
+    kwargs = dict(kwargs)
+    return Options.resolve(kwargs.pop("convention", "skimage"), **kwargs)
 
 
 def _index_name(name: str, index: tuple[int, ...]) -> str:
@@ -333,6 +330,7 @@ class Evaluator:
             **self.options.as_dict(),
             "engine": self.engine,
             "sequences": "auto",
+            "pred_name": None,
             "truncate_frames": False,
             "group_by": self.group_by,
         }

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import click
 
 from ._version import __version__
+from .conventions import CONVENTIONS
+from .conventions import table as conventions_table
 from .core import ENGINES
 from .discovery import SEQUENCE_POLICIES
 from .errors import BaselineError, ConfigError, IqevalError, OutputError
@@ -93,7 +95,7 @@ WRITERS: tuple[Writer, ...] = (
 
 _PARAMS = re.compile(
     r"\b(data_range|win_size|max_pixels|group_by|weights|max_drop|item_floor|scheduler|jobs|metrics|sequences"
-    r"|color|alpha|crop_border|sigma|ssim_kernel|engine|baseline)=(?:'([^']*)'|([^\s,;:)']+))?"
+    r"|color|alpha|crop_border|sigma|ssim_kernel|engine|baseline|scale|mod_crop|convention|pred_name)=(?:'([^']*)'|([^\s,;:)']+))?"
 )
 
 
@@ -206,24 +208,48 @@ def cli() -> None:
 @click.argument("gt", type=click.Path(path_type=Path))
 @click.option("--metrics", "metric_names", default="ssim,psnr,mse", show_default=True, help="Comma-separated metrics.")
 @click.option(
-    "--color",
-    type=click.Choice(COLORS),
-    default="rgb",
+    "--convention",
+    type=click.Choice(list(CONVENTIONS)),
+    default="skimage",
     show_default=True,
-    help="rgb: channels as stored; y: BT.601 luma (MATLAB rgb2ycbcr); gray: skimage rgb2gray.",
+    help="A named bundle of every setting that shapes the numbers (see `iqeval conventions`); explicit "
+    "options below override it.",
 )
 @click.option(
-    "--crop-border", type=click.IntRange(min=0), default=0, show_default=True, help="Pixels cut from each edge."
+    "--color",
+    type=click.Choice(COLORS),
+    default=None,
+    help="rgb: channels as stored; y: BT.601 luma (MATLAB rgb2ycbcr); gray: skimage rgb2gray; yiq: full-range "
+    "BT.601 luma (pyiqa).  [default: the convention's; skimage: rgb]",
+)
+@click.option(
+    "--crop-border",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Pixels cut from each edge.  [default: --scale, else 0]",
+)
+@click.option(
+    "--scale",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Super-resolution factor: the border crop follows it, and --mod-crop can use it.",
+)
+@click.option(
+    "--mod-crop",
+    type=click.Choice(["none", "gt"]),
+    default="none",
+    show_default=True,
+    help="gt: cut a ground truth whose size is not a multiple of --scale down to one (MATLAB's modcrop), "
+    "when that makes it the prediction's size; recorded.",
 )
 @click.option(
     "--ssim-kernel",
     type=click.Choice(KERNELS),
-    default="uniform",
-    show_default=True,
-    help="uniform: skimage default 7x7; gaussian: Wang et al. 11x11, sigma 1.5.",
+    default=None,
+    help="uniform: skimage's 7x7; gaussian: Wang et al. 11x11, sigma 1.5.  [default: the convention's]",
 )
 @click.option("--win-size", type=int, default=None, help="Odd SSIM window side (default 7, or 11 for gaussian).")
-@click.option("--sigma", type=float, default=1.5, show_default=True, help="Gaussian SSIM sigma.")
+@click.option("--sigma", type=float, default=None, help="Gaussian SSIM sigma.  [default: 1.5]")
 @click.option("--data-range", type=float, default=None, help="Override the range implied by the dtype (e.g. 4095).")
 @click.option(
     "--alpha",
@@ -264,6 +290,12 @@ def cli() -> None:
     "name on the other side), never, or always.  [default: auto]",
 )
 @click.option("--no-frame-folders", is_flag=True, help="Same as --sequences never.")
+@click.option(
+    "--pred-name",
+    default=None,
+    metavar="TEMPLATE",
+    help="How a prediction is named after its ground truth: '{stem}_x4_SR' pairs 0801_x4_SR.png with 0801.png.",
+)
 @click.option("--truncate-frames", is_flag=True, help="Score the common frames of sequences of different lengths.")
 @click.option(
     "--fail-under",
@@ -386,19 +418,21 @@ def _config(o: dict[str, Any]) -> CompareConfig:
     """The run's configuration from the options; refuses, before any file is decoded, what it can."""
     if o["no_frame_folders"] and o["sequences"] not in (None, "never"):
         raise click.UsageError(f"--no-frame-folders contradicts --sequences {o['sequences']}")
+    shaping = ("color", "crop_border", "scale", "ssim_kernel", "win_size", "sigma", "data_range")
+    explicit = {k: o[k] for k in shaping if o[k] is not None}
     options = _usage(
-        lambda: Options(
+        lambda: Options.resolve(
+            o["convention"],
             metrics=parse_metrics(o["metric_names"]),
-            color=o["color"],
-            crop_border=o["crop_border"],
-            ssim_kernel=o["ssim_kernel"],
-            win_size=o["win_size"],
-            sigma=o["sigma"],
-            data_range=o["data_range"],
             alpha=o["alpha"],
             out_of_range=o["out_of_range"],
+            mod_crop=o["mod_crop"],
+            **explicit,
         )
     )
+    for override in options.overrides:
+        if not o["quiet"]:
+            click.echo(f"Note: {say(override)}", err=True)
     thresholds = _usage(
         lambda: (
             tuple(parse_threshold(t) for t in o["fail_under"])
@@ -419,6 +453,7 @@ def _config(o: dict[str, Any]) -> CompareConfig:
         options=options,
         engine=o["engine"],
         sequences="never" if o["no_frame_folders"] else (o["sequences"] or "auto"),
+        pred_name=o["pred_name"],
         truncate_frames=o["truncate_frames"],
         group_by=o["group_by"],
         jobs=o["jobs"],
@@ -563,6 +598,12 @@ def _visuals(
         except (IqevalError, OSError, IndexError) as exc:
             _warn(f"{r.id}: no maps: {exc}", quiet)
     return out
+
+
+@cli.command()
+def conventions() -> None:
+    """List the conventions: what each sets and which reference it is tested against."""
+    click.echo(conventions_table(), nl=False)
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ import numpy as np
 from . import metrics
 from .errors import ConfigError
 from .io import DEFAULT_MAX_PIXELS, load_image
-from .metrics import Engine
-from .prepare import Options, PairInfo, Prepared, prepare
+from .metrics import METRICS, Engine
+from .prepare import Color, Options, PairInfo, Prepared, prepare
 
 ENGINES: tuple[Engine, ...] = ("fast", "skimage")
 
@@ -44,9 +44,24 @@ def score_arrays(
     gt_name: str = "gt",
     engine: Engine = "fast",
 ) -> tuple[dict[str, float], PairInfo]:
-    """Prepare and score one pair of decoded arrays."""
-    prep = prepare(pred, gt, options, pred_name, gt_name)
-    return score_prepared(prep, options, engine), prep.info
+    """Prepare and score one pair of decoded arrays.
+
+    A metric whose colour mode differs (``psnr_color``, as pyiqa scores PSNR on
+    RGB and SSIM on Y) gets its own preparation; the facts are the first one's.
+    """
+    groups: dict[Color, list[str]] = {}
+    for name in options.metrics:
+        colour: Color = getattr(options, METRICS[name].color_option) or options.color
+        groups.setdefault(colour, []).append(name)
+    scores: dict[str, float] = {}
+    info: PairInfo | None = None
+    for colour, names in groups.items():
+        opts = options if colour == options.color else replace(options, color=colour)
+        prep = prepare(pred, gt, opts, pred_name, gt_name)
+        info = info or prep.info
+        scores.update(metrics.compute(names, prep, opts, engine))
+    assert info is not None  # Options always selects at least one metric
+    return {m: scores[m] for m in options.metrics}, info
 
 
 def _load(image: Any, default_name: str, max_pixels: int | None) -> tuple[np.ndarray, str, str | None]:
@@ -95,7 +110,7 @@ def compare_images(
     (9.0, 38.5884, 255.0)
     """
     if options is None:
-        options = Options(**kwargs)
+        options = Options.resolve(**kwargs)
     elif kwargs:
         raise TypeError("pass either options or keyword options, not both")
     if engine not in ENGINES:

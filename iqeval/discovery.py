@@ -270,8 +270,31 @@ def _default_decision(pred: Source, gt: Source) -> str:
     return a if a == b else f"{a} against {b}"
 
 
+def name_template(template: str) -> re.Pattern[str]:
+    """The regex of a prediction name template: ``'{stem}_x4_SR'`` matches ``0801_x4_SR`` with stem ``0801``."""
+    if template.count("{stem}") != 1:
+        raise ConfigError(f"pred_name={template!r} must contain {{stem}} exactly once, e.g. '{{stem}}_x4_SR'")
+    before, after = template.split("{stem}")
+    return re.compile(re.escape(before) + r"(?P<stem>.+?)" + re.escape(after))
+
+
+def _rename(side: _Side, template: re.Pattern[str]) -> None:
+    """Key the predictions by the ground-truth name their template names (others keep their own)."""
+    renamed: dict[str, list[Source]] = {}
+    for key, sources in side.sources.items():
+        folder, _, name = key.rpartition("/")
+        m = template.fullmatch(name)
+        new = (f"{folder}/{m['stem']}" if folder else m["stem"]) if m else key
+        renamed.setdefault(new, []).extend(sources)
+    side.sources = renamed
+
+
 def find_pairs(
-    pred_root: str | os.PathLike[str], gt_root: str | os.PathLike[str], *, sequences: Sequences = "auto"
+    pred_root: str | os.PathLike[str],
+    gt_root: str | os.PathLike[str],
+    *,
+    sequences: Sequences = "auto",
+    pred_name: str | None = None,
 ) -> Pairing:
     """Pair the items of two trees by relative path without extension.
 
@@ -279,11 +302,16 @@ def find_pairs(
     ignored, symlinks are followed without looping, unreadable folders are
     noted. A stem with two candidates on one side becomes an item with an error
     that names both. ``sequences`` is the folder rule (see the module text).
+    ``pred_name`` is a template for prediction file names (``'{stem}_x4_SR'``):
+    a prediction pairs with the ground truth its ``{stem}`` names.
     """
     if sequences not in SEQUENCE_POLICIES:
         raise ConfigError(f"sequences={sequences!r} is not one of {', '.join(SEQUENCE_POLICIES)}")
+    template = name_template(pred_name) if pred_name else None
     pred_side = _walk(Path(pred_root), sequences)
     gt_side = _walk(Path(gt_root), sequences)
+    if template is not None:
+        _rename(pred_side, template)
     decisions, taken, refused = _resolve(pred_side, gt_side, sequences)
     items: list[Item] = []
     ambiguous: list[str] = []

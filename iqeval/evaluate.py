@@ -50,6 +50,7 @@ class CompareConfig:
     options: Options = field(default_factory=Options)
     engine: Engine = "fast"
     sequences: Sequences = "auto"
+    pred_name: str | None = None
     truncate_frames: bool = False
     group_by: str | None = None
     jobs: int = 0  # 0: all CPUs
@@ -70,6 +71,7 @@ class CompareConfig:
             **self.options.as_dict(),
             "engine": self.engine,
             "sequences": self.sequences,
+            "pred_name": self.pred_name,
             "truncate_frames": self.truncate_frames,
             "group_by": self.group_by,
         }
@@ -226,7 +228,7 @@ def evaluate(
     ``config.scheduler`` (see :mod:`iqeval.parallel`).
     """
     if items is None:
-        items = find_pairs(config.pred, config.gt, sequences=config.sequences).items
+        items = find_pairs(config.pred, config.gt, sequences=config.sequences, pred_name=config.pred_name).items
     items = list(items)
     registered = tuple(METRICS[m] for m in config.options.metrics if m not in BUILTIN_METRICS)
     work = _ItemScorer(

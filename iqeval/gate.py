@@ -16,11 +16,15 @@ from typing import Any
 
 from .errors import BaselineError, ConfigError
 from .metrics import METRICS
+from .prepare import Options
 from .report import format_score
 from .results import READABLE_SCHEMAS, Change, Check, Presence, Run
 
+_OPTION_DEFAULTS = {k: v for k, v in Options().as_dict().items() if k != "metrics"}
+
 # options that change what the numbers mean; reports that differ in any are not comparable
 COMPARABLE = (
+    "convention",
     "color",
     "crop_border",
     "ssim_kernel",
@@ -30,6 +34,14 @@ COMPARABLE = (
     "alpha",
     "sequences",
     "out_of_range",
+    "y_rounding",
+    "gray_as_y",
+    "ssim_border",
+    "downsample",
+    "cs_relu",
+    "msssim",
+    "mod_crop",
+    "psnr_color",
 )
 
 _CONDITION = re.compile(
@@ -176,8 +188,8 @@ def _config_value(config: Mapping[str, Any], key: str) -> Any:
     if key == "sequences" and "sequences" not in config and "frame_folders" in config:
         # 0.1 reports: frame_folders=true was today's --sequences always (no size or gap checks)
         return "always" if config["frame_folders"] else "never"
-    if key == "out_of_range":  # reports before it existed refused out-of-range values
-        return config.get(key, "error")
+    if key not in config and key in _OPTION_DEFAULTS:  # a report from before the setting existed
+        return _OPTION_DEFAULTS[key]
     return config.get(key)
 
 

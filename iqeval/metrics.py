@@ -78,6 +78,7 @@ class Metric:
     too_small: SizeCheck | None = None
     pool: Pooling = "mean"
     decimals: int | None = None  # shown with this many decimals; None: 6 significant digits
+    color_option: str = "color"  # the Options field naming the colour mode it is computed in
 
     def worse(self, value: float, limit: float) -> bool:
         """True when ``value`` is worse than ``limit`` in this metric's direction (nan is always worse)."""
@@ -214,14 +215,165 @@ def ssim(
     return float(value)
 
 
+# ---------------------------------------------------------------- SSIM variants and MS-SSIM
+
+MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli and Bovik (2003)
+
+
+def _window(kernel: str, win_size: int | None, sigma: float) -> tuple[np.ndarray, float]:
+    """1-D weights of the SSIM window and the covariance normalisation, as skimage uses them."""
+    if kernel == "gaussian":
+        weights, _ = fast._kernel(True, 0, sigma)
+        return weights, 1.0
+    win = win_size if win_size is not None else 7
+    return np.full(win, 1.0 / win), win * win / (win * win - 1)
+
+
+def _ssim_plane(
+    x: np.ndarray, y: np.ndarray, data_range: float, weights: np.ndarray, cov: float, keep: bool, cs_relu: bool
+) -> tuple[float, float]:
+    """(mean SSIM, mean contrast-structure) of one plane.
+
+    Borders: the filters see mirrored pixels and then the margin a window
+    would overhang is dropped (skimage, MATLAB, TF: 'valid'); with ``keep``
+    the SSIM mean also covers that margin, filtered over a mirror that repeats
+    no edge pixel (torchmetrics' reflect padding). The contrast-structure mean
+    always covers the valid interior.
+    """
+    from scipy import ndimage
+
+    mode = "mirror" if keep else "reflect"
+
+    def filt(a: np.ndarray) -> np.ndarray:
+        return ndimage.correlate1d(ndimage.correlate1d(a, weights, 0, mode=mode), weights, 1, mode=mode)
+
+    ux, uy = filt(x), filt(y)
+    vx = cov * (filt(x * x) - ux * ux)
+    vy = cov * (filt(y * y) - uy * uy)
+    vxy = cov * (filt(x * y) - ux * uy)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    cs = (2 * vxy + c2) / (vx + vy + c2)
+    if cs_relu:
+        np.maximum(cs, 0.0, out=cs)
+    ssim_map = (2 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs
+    r = weights.size // 2
+    inner = (slice(r, -r or None), slice(r, -r or None))
+    return float((ssim_map if keep else ssim_map[inner]).mean()), float(cs[inner].mean())
+
+
+def _planes(a: np.ndarray) -> list[np.ndarray]:
+    return [a] if a.ndim == 2 else [a[..., c] for c in range(a.shape[2])]
+
+
+def _average_pool(a: np.ndarray, f: int) -> np.ndarray:
+    """f x f average pooling with stride f, dropping the rows and columns that do not fill a block."""
+    h, w = (a.shape[0] // f) * f, (a.shape[1] // f) * f
+    return a[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+
+
+def wang_downsample(a: np.ndarray) -> np.ndarray:
+    """Wang's ``ssim.m`` (and piq's) step: average pooling by f = max(1, round(min(H, W) / 256))."""
+    f = max(1, round(min(a.shape[:2]) / 256))
+    return a if f == 1 else _average_pool(a, f)
+
+
+def ssim_variant(x: np.ndarray, y: np.ndarray, data_range: float, options: Options) -> float:
+    """SSIM with a convention's border, downsampling and clipping choices, in float64."""
+    weights, cov = _window(options.ssim_kernel, options.win_size, options.sigma)
+    values = []
+    for px, py in zip(_planes(x), _planes(y), strict=True):
+        if options.downsample == "auto":
+            px, py = wang_downsample(px), wang_downsample(py)
+        values.append(_ssim_plane(px, py, data_range, weights, cov, options.ssim_border == "keep", options.cs_relu)[0])
+    return float(np.mean(values))
+
+
+def _halve(a: np.ndarray, variant: str) -> np.ndarray:
+    """One MS-SSIM downsampling step: a 2x2 average, with the variant's treatment of odd sizes."""
+    h, w = a.shape
+    if variant in ("pytorch_msssim", "pyiqa"):
+        # avg_pool2d(kernel 2, padding=size % 2): zeros on both sides, counted in the average
+        a = np.pad(a, ((h % 2, h % 2), (w % 2, w % 2)))
+        return _average_pool(a, 2)
+    if variant == "tf":
+        # TF pads odd sizes at the end, repeating the last row or column, then pools
+        return _average_pool(np.pad(a, ((0, h % 2), (0, w % 2)), mode="symmetric"), 2)
+    if variant == "piq":
+        # piq repeats the first row and column when either side is odd, then pools
+        p = max(h % 2, w % 2)
+        return _average_pool(np.pad(a, ((p, 0), (p, 0)), mode="edge"), 2)
+    return _average_pool(a, 2)  # torchmetrics: odd rows and columns dropped
+
+
+def msssim_min_side(variant: str, window: int = 11, scales: int = 5) -> int:
+    """The smallest side that leaves a full window at the coarsest scale of this variant."""
+    side = window
+    while True:
+        n = side
+        for _ in range(scales - 1):
+            n = n // 2 if variant == "torchmetrics" else (n + 1) // 2
+        if n >= window:
+            return side
+        side += 1
+
+
+def msssim(pred: np.ndarray, gt: np.ndarray, *, data_range: float, variant: str = "pytorch_msssim") -> float:
+    """Multi-scale SSIM (Wang et al. 2003): 5 scales, 11x11 Gaussian window (sigma 1.5), 2x2 averaging.
+
+    The variants differ where the peers do: how odd sizes are pooled (see
+    :func:`_halve`), whether negative values are clipped to 0 per scale mean
+    (pytorch-msssim, TF, torchmetrics, piq) or per pixel of the
+    contrast-structure map (pyiqa), whether channels are averaged before the
+    product (torchmetrics) or after, and torchmetrics' kept borders at the
+    coarsest scale.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).random((176, 176))
+    >>> msssim(x, x, data_range=1.0)
+    1.0
+    """
+    weights, _ = fast._kernel(True, 0, 1.5)
+    keep_last = variant == "torchmetrics"
+    pyiqa = variant == "pyiqa"
+    per_plane = []  # per channel: [(ssim, cs) for each scale]
+    for px, py in zip(_planes(pred), _planes(gt), strict=True):
+        px, py = np.asarray(px, dtype=np.float64), np.asarray(py, dtype=np.float64)
+        scales = []
+        for level in range(len(MSSSIM_WEIGHTS)):
+            keep = keep_last and level == len(MSSSIM_WEIGHTS) - 1
+            scales.append(_ssim_plane(px, py, data_range, weights, 1.0, keep, cs_relu=pyiqa))
+            if level < len(MSSSIM_WEIGHTS) - 1:
+                px, py = _halve(px, variant), _halve(py, variant)
+        per_plane.append(scales)
+    w = np.asarray(MSSSIM_WEIGHTS)
+
+    def combine(scales: list[tuple[float, float]]) -> float:
+        values = np.array([cs for _, cs in scales[:-1]] + [scales[-1][0]])
+        if not pyiqa:
+            values = np.maximum(values, 0.0)
+        return float(np.prod(values**w))
+
+    if variant == "torchmetrics":  # channels averaged at each scale, then combined
+        return combine([tuple(np.mean([p[i] for p in per_plane], axis=0)) for i in range(len(w))])
+    return float(np.mean([combine(p) for p in per_plane]))
+
+
 # ---------------------------------------------------------------- the registry
 
 
 def _ssim_reference(x: np.ndarray, y: np.ndarray, o: Options, data_range: float) -> float:
+    if not o.skimage_ssim:
+        return ssim_variant(x, y, data_range, o)
     return ssim(x, y, data_range=data_range, kernel=o.ssim_kernel, win_size=o.win_size, sigma=o.sigma)
 
 
 def _ssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
+    if not o.skimage_ssim:  # the compiled kernel computes skimage's definition only
+        x = scratch.get("x", lambda: as_float(p.pred, p.pred_scale))
+        y = scratch.get("y", lambda: as_float(p.gt, p.gt_scale))
+        return ssim_variant(x, y, p.info.data_range, o)
     return fast.mean_ssim(
         p.pred,
         p.gt,
@@ -236,6 +388,9 @@ def _ssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
 
 def _ssim_too_small(width: int, height: int, o: Options) -> str | None:
     w = o.window
+    if o.downsample == "auto":  # the window must fit the downsampled image
+        f = max(1, round(min(width, height) / 256))
+        width, height = width // f, height // f
     if min(width, height) >= w:
         return None
     return f"smaller than the {w}x{w} SSIM window; pass an odd win_size= of at most {min(width, height)}"
@@ -245,6 +400,17 @@ def _psnr_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
     m = scratch.mse()
     r = p.info.data_range
     return math.inf if m == 0.0 else 10.0 * math.log10(r * r / m)
+
+
+def _msssim_reference(x: np.ndarray, y: np.ndarray, o: Options, data_range: float) -> float:
+    return msssim(x, y, data_range=data_range, variant=o.msssim)
+
+
+def _msssim_too_small(width: int, height: int, o: Options) -> str | None:
+    side = msssim_min_side(o.msssim)
+    if min(width, height) >= side:
+        return None
+    return f"too small for MS-SSIM: 5 scales with an 11x11 window need at least {side}x{side} (msssim={o.msssim!r})"
 
 
 METRICS: dict[str, Metric] = {
@@ -267,8 +433,27 @@ METRICS: dict[str, Metric] = {
         reference=lambda x, y, o, r: psnr(x, y, data_range=r),
         fast=_psnr_fast,
         decimals=4,
+        color_option="psnr_color",
     ),
-    "mse": Metric("mse", "MSE", "", False, reference=lambda x, y, o, r: mse(x, y), fast=lambda p, o, s: s.mse()),
+    "mse": Metric(
+        "mse",
+        "MSE",
+        "",
+        False,
+        reference=lambda x, y, o, r: mse(x, y),
+        fast=lambda p, o, s: s.mse(),
+        color_option="psnr_color",
+    ),
+    "msssim": Metric(
+        "msssim",
+        "MS-SSIM",
+        "",
+        True,
+        reference=_msssim_reference,
+        options=("msssim",),
+        too_small=_msssim_too_small,
+        decimals=6,
+    ),
 }
 """Every metric iqeval knows, in report order. ``register`` adds one."""
 

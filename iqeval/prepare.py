@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from .conventions import CONVENTIONS
+from .conventions import resolve as resolve_convention
 from .errors import (
     ColorModeError,
     ConfigError,
@@ -23,11 +25,25 @@ from .errors import (
 )
 from .metrics import METRICS, parse_metrics, ssim_window
 
-Color = Literal["rgb", "y", "gray"]
+Color = Literal["rgb", "y", "gray", "yiq"]
 Kernel = Literal["uniform", "gaussian"]
 Alpha = Literal["drop", "include", "error"]
 OutOfRange = Literal["error", "clip"]
-COLORS: tuple[Color, ...] = ("rgb", "y", "gray")
+COLORS: tuple[Color, ...] = ("rgb", "y", "gray", "yiq")
+YRounding = Literal["none", "half_away", "half_even"]
+GrayAsY = Literal["map", "as_is"]
+Border = Literal["valid", "keep"]
+Downsample = Literal["none", "auto"]
+MsssimVariant = Literal["pytorch_msssim", "tf", "torchmetrics", "piq", "pyiqa"]
+ModCrop = Literal["none", "gt"]
+CHOICES: dict[str, tuple[str, ...]] = {
+    "y_rounding": ("none", "half_away", "half_even"),
+    "gray_as_y": ("map", "as_is"),
+    "ssim_border": ("valid", "keep"),
+    "downsample": ("none", "auto"),
+    "msssim": ("pytorch_msssim", "tf", "torchmetrics", "piq", "pyiqa"),
+    "mod_crop": ("none", "gt"),
+}
 KERNELS: tuple[Kernel, ...] = ("uniform", "gaussian")
 ALPHAS: tuple[Alpha, ...] = ("drop", "include", "error")
 OUT_OF_RANGE: tuple[OutOfRange, ...] = ("error", "clip")
@@ -35,6 +51,8 @@ OUT_OF_RANGE: tuple[OutOfRange, ...] = ("error", "clip")
 # ITU-R BT.601 luma as MATLAB's rgb2ycbcr computes it (16-235 for 8-bit), the
 # super-resolution literature's "Y channel"; applied to unrounded floats.
 Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+# Y of YIQ (BT.601 luma, full range, no offset): pyiqa's and piq's "Y channel".
+YIQ_WEIGHTS = np.array([0.299, 0.587, 0.114])
 # skimage.color.rgb2gray's weights (ITU-R BT.709 luma, no offset).
 GRAY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])
 
@@ -54,9 +72,42 @@ class Options:
     data_range: float | None = None
     alpha: Alpha = "drop"
     out_of_range: OutOfRange = "error"
+    convention: str = "skimage"
+    y_rounding: YRounding = "none"
+    gray_as_y: GrayAsY = "map"
+    ssim_border: Border = "valid"
+    downsample: Downsample = "none"
+    cs_relu: bool = False
+    msssim: MsssimVariant = "pytorch_msssim"
+    scale: int | None = None
+    mod_crop: ModCrop = "none"
+    psnr_color: Color | None = None  # PSNR and MSE on another colour mode than SSIM (pyiqa)
+    overrides: tuple[str, ...] = ()  # explicit options that replaced the convention's
+
+    @classmethod
+    def resolve(cls, convention: str = "skimage", **explicit: Any) -> Options:
+        """Options of a named convention (:mod:`iqeval.conventions`), with explicit options on top.
+
+        ``Options.resolve("matlab", scale=4)`` is the MATLAB SR convention at x4;
+        ``overrides`` records every explicit option that replaced the convention's.
+        """
+        known = frozenset(f for f in cls.__dataclass_fields__ if f not in ("convention", "overrides"))
+        kwargs, overrides = resolve_convention(convention, explicit, known)
+        return cls(**kwargs, overrides=overrides)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", parse_metrics(self.metrics))
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if self.convention not in CONVENTIONS:
+            raise ConfigError(f"convention={self.convention!r} is not one of {', '.join(CONVENTIONS)}")
+        if self.psnr_color is not None and self.psnr_color not in COLORS:
+            raise ConfigError(f"psnr_color={self.psnr_color!r} is not one of {', '.join(COLORS)}")
+        if self.mod_crop == "gt" and not self.scale:
+            raise ConfigError("mod_crop='gt' needs scale=")
+        if self.scale is not None and (int(self.scale) != self.scale or self.scale < 1):
+            raise ConfigError(f"scale={self.scale!r} must be a positive integer")
         if self.color not in COLORS:
             raise ConfigError(f"unknown colour mode {self.color!r}; choose from {', '.join(COLORS)}")
         if self.ssim_kernel not in KERNELS:
@@ -81,12 +132,25 @@ class Options:
         """Side of the SSIM window in pixels."""
         return ssim_window(self.ssim_kernel, self.win_size, self.sigma)
 
+    @property
+    def skimage_ssim(self) -> bool:
+        """True when SSIM is skimage's own definition (no border, downsampling or clipping variant)."""
+        return self.ssim_border == "valid" and self.downsample == "none" and not self.cs_relu
+
     def describe_ssim(self) -> str:
         """One phrase that says how SSIM was computed."""
         w = self.window
         if self.ssim_kernel == "gaussian":
-            return f"gaussian sigma={self.sigma:g}, {w}x{w} window, population covariance"
-        return f"uniform {w}x{w} window, sample covariance"
+            text = f"gaussian sigma={self.sigma:g}, {w}x{w} window, population covariance"
+        else:
+            text = f"uniform {w}x{w} window, sample covariance"
+        if self.ssim_border == "keep":
+            text += ", mirrored borders kept"
+        if self.downsample == "auto":
+            text += ", downsampled by max(1, round(min(H, W) / 256))"
+        if self.cs_relu:
+            text += ", negative contrast-structure clipped to 0"
+        return text
 
     def as_dict(self) -> dict[str, object]:
         """The options as plain JSON-ready values."""
@@ -100,6 +164,17 @@ class Options:
             "data_range": self.data_range,
             "alpha": self.alpha,
             "out_of_range": self.out_of_range,
+            "convention": self.convention,
+            "y_rounding": self.y_rounding,
+            "gray_as_y": self.gray_as_y,
+            "ssim_border": self.ssim_border,
+            "downsample": self.downsample,
+            "cs_relu": self.cs_relu,
+            "msssim": self.msssim,
+            "scale": self.scale,
+            "mod_crop": self.mod_crop,
+            "psnr_color": self.psnr_color,
+            "overrides": list(self.overrides),
         }
 
 
@@ -234,6 +309,32 @@ def to_luma(a: np.ndarray, weights: np.ndarray, offset: float) -> np.ndarray:
     return out
 
 
+def _luma(
+    a: np.ndarray,
+    weights: np.ndarray,
+    scale: float,
+    offset: float,
+    rounding: str,
+    data_range: float,
+    gray_as_is: bool,
+) -> np.ndarray:
+    """Luma of an image in metric units, rounded to the 8-bit grid or integer codes when asked."""
+    if a.ndim == 2 and gray_as_is:
+        return np.asarray(a, dtype=np.float64) * scale  # MATLAB's scripts take a gray image as its own Y
+    y = to_luma(a, weights * scale, offset)
+    if rounding == "none":
+        return y
+    # integer images round to their codes (MATLAB's uint8 result); float ones to the 8-bit grid (pyiqa)
+    quantum = 1.0 if a.dtype.kind in "ui" and scale == 1.0 else data_range / 255.0
+    y /= quantum
+    if rounding == "half_even":
+        np.rint(y, out=y)
+    else:  # half away from zero; Y is never negative
+        np.floor(y + 0.5, out=y)
+    y *= quantum
+    return y
+
+
 def prepare(
     pred: np.ndarray, gt: np.ndarray, options: Options, pred_name: str = "pred", gt_name: str = "gt"
 ) -> Prepared:
@@ -257,10 +358,21 @@ def prepare(
     pred_native = native_range(pred.dtype, pred_name)
     gt_native = native_range(gt.dtype, gt_name)
 
+    mod_note = None
+    if pred.shape[:2] != gt.shape[:2] and options.mod_crop == "gt" and options.scale:
+        # MATLAB's modcrop: the ground truth's size cut down to a multiple of the scale
+        gh, gw = gt.shape[:2]
+        mh, mw = gh - gh % options.scale, gw - gw % options.scale
+        if pred.shape[:2] == (mh, mw):
+            gt = gt[:mh, :mw]
+            mod_note = f"{gt_name}: {gw}x{gh} cut to {mw}x{mh}, a multiple of scale {options.scale} (mod_crop='gt')"
     if pred.shape[:2] != gt.shape[:2]:
         ph, pw = pred.shape[:2]
         gh, gw = gt.shape[:2]
-        raise ShapeMismatchError(f"size mismatch: {pred_name} is {pw}x{ph} but {gt_name} is {gw}x{gh}")
+        hint = ""
+        if options.scale and (gh % options.scale or gw % options.scale) and options.mod_crop == "none":
+            hint = f"; the ground truth is not a multiple of scale {options.scale}: pass mod_crop='gt' to cut it"
+        raise ShapeMismatchError(f"size mismatch: {pred_name} is {pw}x{ph} but {gt_name} is {gw}x{gh}{hint}")
 
     explicit = options.data_range is not None
     p_alpha, g_alpha = _channels(pred) in (2, 4), _channels(gt) in (2, 4)
@@ -327,10 +439,11 @@ def prepare(
             after = f" after a {c}-pixel crop" if c else ""
             raise WindowSizeError(f"{pred_name}: {sw}x{sh}{after} is {why}")
 
-    if options.color == "y":
-        offset = 16.0 * data_range / 255.0  # exactly 16 for 8-bit data
-        pred = to_luma(pred, Y_WEIGHTS * pred_scale, offset)
-        gt = to_luma(gt, Y_WEIGHTS * gt_scale, offset)
+    if options.color in ("y", "yiq"):
+        weights, offset = (Y_WEIGHTS, 16.0 * data_range / 255.0) if options.color == "y" else (YIQ_WEIGHTS, 0.0)
+        as_is = options.gray_as_y == "as_is"
+        pred = _luma(pred, weights, pred_scale, offset, options.y_rounding, data_range, as_is)
+        gt = _luma(gt, weights, gt_scale, offset, options.y_rounding, data_range, as_is)
         pred_scale = gt_scale = 1.0
     elif options.color == "gray":
         if pred.ndim == 3:
@@ -338,7 +451,7 @@ def prepare(
         if gt.ndim == 3:
             gt, gt_scale = to_luma(gt, GRAY_WEIGHTS * gt_scale, 0.0), 1.0
     info = PairInfo(
-        conversions=tuple(n for n in (pred_note, gt_note) if n),
+        conversions=tuple(n for n in (mod_note, pred_note, gt_note) if n),
         width=width,
         height=height,
         channels=_channels(pred),

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .aggregate import check_weight_coverage, check_weights, summarize_run
-from .discovery import Item, Pairing, find_pairs
+from .discovery import Item, Pairing, find_pairs, name_template
 from .errors import ConfigError, LoadError, PairingError
 from .evaluate import CompareConfig, Mapper, evaluate, item_keys
 from .gate import check_baseline_metrics, check_comparable, check_gate_inputs, gate
@@ -64,6 +64,8 @@ def check(config: CompareConfig) -> tuple[str, ...]:
         check_baseline_metrics(g.baseline, g.max_drop, g.baseline_name)
     if config.scheduler is not None:
         check_scheduler_address(config.scheduler)
+    if config.pred_name is not None:
+        name_template(config.pred_name)
     return key_names
 
 
@@ -77,7 +79,7 @@ def pair(config: CompareConfig) -> Pairing:
         file_, dir_ = (gt, pred) if pred.is_dir() else (pred, gt)
         raise ConfigError(f"{dir_} is a folder but {file_} is a file; give two files or two folders")
     if pred.is_dir():
-        pairing = find_pairs(pred, gt, sequences=config.sequences)
+        pairing = find_pairs(pred, gt, sequences=config.sequences, pred_name=config.pred_name)
     else:
         p, g = source_of(pred), source_of(gt)
         if p.is_sequence != g.is_sequence:

@@ -120,7 +120,7 @@ def test_both_engines_agree_on_the_toy_metric(with_mae, rgb):
 
 
 def test_an_unknown_metric_raises():
-    with pytest.raises(ConfigError, match="unknown metric 'mae'; choose from ssim, psnr, mse"):
+    with pytest.raises(ConfigError, match="unknown metric 'mae'; choose from ssim, psnr, mse, msssim"):
         parse_metrics("ssim,mae")
     with pytest.raises(ConfigError, match="unknown metric"):
         iqeval.Options(metrics=("nope",))

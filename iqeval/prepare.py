@@ -324,14 +324,17 @@ def _luma(
     y = to_luma(a, weights * scale, offset)
     if rounding == "none":
         return y
-    # integer images round to their codes (MATLAB's uint8 result); float ones to the 8-bit grid (pyiqa)
-    quantum = 1.0 if a.dtype.kind in "ui" and scale == 1.0 else data_range / 255.0
-    y /= quantum
+    # integer images round to their codes (MATLAB's uint8 result); float ones to the 8-bit grid, as
+    # pyiqa does: Y * 255, rounded (the same operations in the same order, so ties fall the same way)
+    steps = 1.0 if a.dtype.kind in "ui" and scale == 1.0 else 255.0 / data_range
+    if steps != 1.0:
+        y *= steps
     if rounding == "half_even":
         np.rint(y, out=y)
     else:  # half away from zero; Y is never negative
         np.floor(y + 0.5, out=y)
-    y *= quantum
+    if steps != 1.0:
+        y /= steps
     return y
 
 

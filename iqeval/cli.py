@@ -58,6 +58,7 @@ from .report import (
 )
 from .results import ItemResult, Run
 from .runner import run
+from .stats import plural
 
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
@@ -203,7 +204,13 @@ def cli() -> None:
     """Full-reference image quality: SSIM, PSNR and MSE of predictions against ground truth."""
 
 
-@cli.command()
+COMPARE_EPILOG = """\b
+Exit codes: 0 every item scored and every gate passed; 1 an item failed; 2 a usage
+error; 3 --strict and files on one side only; 4 a gate failed; 5 a report could not
+be written; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
+
+
+@cli.command(epilog=COMPARE_EPILOG)
 @click.argument("pred", type=click.Path(path_type=Path))
 @click.argument("gt", type=click.Path(path_type=Path))
 @click.option("--metrics", "metric_names", default="ssim,psnr,mse", show_default=True, help="Comma-separated metrics.")
@@ -478,7 +485,7 @@ def _notes(result: Run, config: CompareConfig, o: dict[str, Any]) -> None:
         _warn("unmatched files: " + "; ".join(parts), quiet)
     if (result.sequence_folders or result.separate_image_folders) and not quiet:
         click.echo(
-            f"Note: {_count(result.sequence_folders, 'folder')} of numbered images scored as frame sequences, "
+            f"Note: {plural(result.sequence_folders, 'folder')} of numbered images scored as frame sequences, "
             f"{result.separate_image_folders} as separate images (--sequences {config.sequences}; each item's "
             "read_as says why)",
             err=True,
@@ -489,7 +496,8 @@ def _notes(result: Run, config: CompareConfig, o: dict[str, Any]) -> None:
     if result.summary.group_by_unmatched:
         unmatched = result.summary.group_by_unmatched
         _warn(
-            f"--group-by matched no key in {len(unmatched)} items (first: {unmatched[0]}); they count only in the overall",
+            f"--group-by matched no key in {plural(len(unmatched), 'item')} (first: {unmatched[0]}); "
+            "they count only in the overall",
             quiet,
         )
     baseline = config.gate.baseline
@@ -540,7 +548,7 @@ def _finish(result: Run, o: dict[str, Any], pair_view: bool) -> None:
         if not c.passed:
             click.echo(f"Gate failed: {say(c.message)}", err=True)
     if result.checks and all(c.passed for c in result.checks) and not quiet:
-        click.echo(f"Gate passed: {_count(len(result.checks), 'condition')}", err=True)
+        click.echo(f"Gate passed: {plural(len(result.checks), 'condition')}", err=True)
 
     if result.summary.n_failed:
         sys.exit(EXIT_ITEMS_FAILED)
@@ -555,16 +563,16 @@ def _finish(result: Run, o: dict[str, Any], pair_view: bool) -> None:
         sys.exit(EXIT_GATE)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-@cli.command()
+@cli.command(
+    epilog="\b\nExit codes: 0 no regression; 2 a usage error or an unreadable report; 4 a regression,\nor items of OLD missing or failed in NEW."
+)
 @click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--max-drop", multiple=True, metavar="METRIC=VALUE", help="Largest allowed drop; more fails with exit 4.")
 @click.option("--allow-missing", is_flag=True, help="Items of OLD missing or failed in NEW do not fail (exit 4).")
-@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Item drops to list.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Item drops to list, per metric."
+)
 def diff(old: Path, new: Path, max_drop: tuple[str, ...], allow_missing: bool, limit: int) -> None:
     """Compare two --json reports (OLD is the baseline) without recomputing."""
     drops = _usage(lambda: parse_max_drop(max_drop))

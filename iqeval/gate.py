@@ -19,6 +19,7 @@ from .metrics import METRICS
 from .prepare import Options
 from .report import format_score
 from .results import READABLE_SCHEMAS, Change, Check, Presence, Run
+from .stats import plural
 
 _OPTION_DEFAULTS = {k: v for k, v in Options().as_dict().items() if k != "metrics"}
 
@@ -132,7 +133,7 @@ def check_thresholds(run: Run, thresholds: Sequence[Threshold]) -> list[Check]:
             if bad:
                 listing = ", ".join(f"{i} ({format_score(t.metric, v)})" for i, v in bad[:10])
                 more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-                msg = f"{name}: {len(bad)} items below the floor, worst first: {listing}{more}"
+                msg = f"{name}: {plural(len(bad), 'item')} below the floor, worst first: {listing}{more}"
                 checks.append(Check(name, False, msg, tuple(i for i, _ in bad)))
             else:
                 checks.append(Check(name, True, f"{name}: all items pass"))
@@ -317,7 +318,7 @@ def presence_check(p: Presence) -> Check:
     """Items of the baseline that were not scored now fail the gate (a missing output is no improvement)."""
     name = "every baseline item is scored"
     if not p.lost:
-        return Check(name, True, f"{name}: {p.shared} shared items")
+        return Check(name, True, f"{name}: {plural(p.shared, 'shared item')}")
     parts = []
     if p.missing:
         parts.append(f"{len(p.missing)} missing ({', '.join(p.missing[:5])}{' ...' if len(p.missing) > 5 else ''})")
@@ -370,7 +371,7 @@ def baseline_checks(changes: Sequence[Change], max_drop: Mapping[str, float]) ->
                 f"{c.scope} {format_score(metric, c.old)} -> {format_score(metric, c.new)}" for c in bad[:5]
             )
             more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-            message = f"{name}: {len(bad)} regressions, largest first: {worst}{more}"
+            message = f"{name}: {plural(len(bad), 'regression')}, largest first: {worst}{more}"
             checks.append(Check(name, False, message, tuple(c.scope for c in bad)))
         else:
             checks.append(Check(name, True, f"{name}: no regression"))

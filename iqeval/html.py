@@ -22,7 +22,7 @@ from .maps import Visual, colorize
 from .metrics import METRICS
 from .report import format_score, metric_label, printable, worst_items
 from .results import Check, ItemResult, Run, json_value
-from .stats import Summary
+from .stats import Summary, plural
 
 STAT_COLUMNS = ("n", "n_inf", "mean", "std", "min", "p05", "median", "p95", "max")
 
@@ -320,7 +320,7 @@ def html_report(
     if lists:
         parts.append(f'<section id="unmatched"><h2>Unmatched</h2>{lists}</section>')
 
-    counts = f"{s.n_items} items ({s.n_ok} ok, {s.n_failed} failed), {s.n_frames} sequence frames"
+    counts = f"{plural(s.n_items, 'item')} ({s.n_ok} ok, {s.n_failed} failed), {plural(s.n_frames, 'sequence frame')}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from .metrics import METRICS
 from .prepare import PairInfo
 from .results import Change, Check, ItemResult, Presence, Run, dumps, json_value
-from .stats import Summary, nonfinite
+from .stats import Summary, nonfinite, plural
 
 __all__ = [
     "csv_float",
@@ -258,7 +258,8 @@ def format_summary(run: Run, show_items: bool = False) -> str:
                 f"{METRICS[m].label}: {s.n_inf} of {s.n} items are inf (identical); mean of the finite ones: {format_score(m, s.mean_finite)}"
             )
     out.append(
-        f"{summary.n_items} items ({summary.n_ok} ok, {summary.n_failed} failed), {summary.n_frames} sequence frames"
+        f"{plural(summary.n_items, 'item')} ({summary.n_ok} ok, {summary.n_failed} failed), "
+        f"{plural(summary.n_frames, 'sequence frame')}"
         + (f", {run.ignored_files} non-image files ignored" if run.ignored_files else "")
     )
     return "\n".join(out) + "\n"
@@ -277,7 +278,11 @@ def junit_xml(run: Run | Mapping[str, Any], checks: Sequence[Check] | None = Non
 
     run = _as_run(run)
     checks = run.checks if checks is None else checks
-    floors = {i for c in checks if not c.passed for i in c.offenders}
+    floors: dict[str, list[str]] = {}
+    for c in checks:
+        if not c.passed:
+            for offender in c.offenders:
+                floors.setdefault(offender, []).append(c.name)
     root = ET.Element("testsuites", name="iqeval")
     items = ET.SubElement(root, "testsuite", name="iqeval.items")
     failures = errors = 0
@@ -296,7 +301,9 @@ def junit_xml(run: Run | Mapping[str, Any], checks: Sequence[Check] | None = Non
             ET.SubElement(case, "error", message=error, type="ItemError").text = error
         elif r.id in floors:
             failures += 1
-            ET.SubElement(case, "failure", message=f"below an item floor: {scores}", type="QualityFloor").text = scores
+            crossed = "; ".join(floors[r.id])
+            message = printable(f"below {crossed}: {scores}")
+            ET.SubElement(case, "failure", message=message, type="QualityFloor").text = message
         else:
             ET.SubElement(case, "system-out").text = scores
     items.set("tests", str(len(run.items)))
@@ -319,6 +326,12 @@ def junit_xml(run: Run | Mapping[str, Any], checks: Sequence[Check] | None = Non
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def _detail(check: Check) -> str:
+    """A check's message without its name in front (tables show the name in its own column)."""
+    prefix = f"{check.name}: "
+    return check.message[len(prefix) :] if check.message.startswith(prefix) else check.message
+
+
 def markdown_summary(run: Run | Mapping[str, Any], checks: Sequence[Check] | None = None, worst: int = 5) -> str:
     """A compact summary for ``$GITHUB_STEP_SUMMARY`` and merge-request comments."""
     run = _as_run(run)
@@ -331,7 +344,7 @@ def markdown_summary(run: Run | Mapping[str, Any], checks: Sequence[Check] | Non
     out = [
         f"### iqeval: {status}",
         "",
-        f"{s.n_items} items ({s.n_ok} ok, {s.n_failed} failed), {s.n_frames} sequence frames"
+        f"{plural(s.n_items, 'item')} ({s.n_ok} ok, {s.n_failed} failed), {plural(s.n_frames, 'sequence frame')}"
         + (f", {len(run.pred_only)} pred-only and {len(run.gt_only)} gt-only files" if unmatched else ""),
         "",
         "| scope | n | " + " | ".join(labels) + " |",
@@ -351,7 +364,7 @@ def markdown_summary(run: Run | Mapping[str, Any], checks: Sequence[Check] | Non
             )
     if checks:
         out += ["", "| gate | result |", "|---|---|"]
-        out += [f"| {md_text(k.name)} | {'pass' if k.passed else '**FAIL**: ' + md_text(k.message)} |" for k in checks]
+        out += [f"| {md_text(k.name)} | {'pass' if k.passed else '**FAIL**: ' + md_text(_detail(k))} |" for k in checks]
     read_as: dict[str, list[str]] = {}
     for r in run.items:
         read_as.setdefault(r.decision or r.kind, []).append(r.id)
@@ -390,28 +403,40 @@ def format_changes(
 
     def flag(c: Change) -> str:
         regressed = c.metric in max_drop and METRICS[c.metric].drop(c.old, c.new) > max_drop[c.metric]
-        return "  REGRESSION" if regressed else ""
+        return "REGRESSION" if regressed else ""
 
-    lines = [f"{'scope':<32}{'metric':<7}{'baseline':>12}{'new':>12}{'change':>12}"]
+    def change(c: Change) -> str:
+        return f"{0.0 if c.old == c.new else c.new - c.old:+.6g}"
+
+    rows, notes = [], []
     for c in (c for c in changes if not c.scope.startswith("item ")):
-        delta = 0.0 if c.old == c.new else c.new - c.old
-        n = "" if c.n_old == c.n_new else f"  (n {c.n_old} -> {c.n_new}: not the same items)"
-        lines.append(
-            f"{printable(c.scope):<32}{c.metric:<7}{format_score(c.metric, c.old):>12}"
-            f"{format_score(c.metric, c.new):>12}{delta:>+12.6g}{n}{flag(c)}"
+        rows.append(
+            [printable(c.scope), c.metric, format_score(c.metric, c.old), format_score(c.metric, c.new), change(c)]
         )
-    items = sorted(
-        (c for c in changes if c.scope.startswith("item ") and METRICS[c.metric].drop(c.old, c.new) > 0),
-        key=lambda c: -METRICS[c.metric].drop(c.old, c.new),
-    )
-    if items:
-        lines.append("")
-        lines.append(f"largest item drops ({min(limit, len(items))} of {len(items)}):")
-        for c in items[:limit]:
-            lines.append(
-                f"  {printable(c.scope[5:]):<30}{c.metric:<7}{format_score(c.metric, c.old):>12}"
-                f"{format_score(c.metric, c.new):>12}{flag(c)}"
-            )
+        n = "" if c.n_old == c.n_new else f"(n {c.n_old} -> {c.n_new}: not the same items)"
+        notes.append("  ".join(t for t in (n, flag(c)) if t))
+    table = _table(["scope", "metric", "baseline", "new", "change"], rows)
+    lines = [table[0]] + [f"{line}  {note}".rstrip() for line, note in zip(table[1:], notes, strict=True)]
+    # item drops, ranked within each metric: an MSE drop in its own units never hides a PSNR one
+    for metric in dict.fromkeys(c.metric for c in changes):
+        drops = sorted(
+            (
+                c
+                for c in changes
+                if c.scope.startswith("item ") and c.metric == metric and METRICS[metric].drop(c.old, c.new) > 0
+            ),
+            key=lambda c: (-METRICS[metric].drop(c.old, c.new), c.scope),
+        )
+        if not drops:
+            continue
+        lines += ["", f"largest item drops in {METRICS[metric].label} ({min(limit, len(drops))} of {len(drops)}):"]
+        item_rows = [
+            [printable(c.scope[5:]), format_score(metric, c.old), format_score(metric, c.new), change(c)]
+            for c in drops[:limit]
+        ]
+        item_table = _table(["item", "baseline", "new", "change"], item_rows)
+        flags = [""] + [flag(c) for c in drops[:limit]]
+        lines += [f"  {line}  {f}".rstrip() for line, f in zip(item_table, flags, strict=True)]
     if listing is not None:
         for label, ids in (
             ("in the baseline, missing now", listing.missing),
@@ -420,7 +445,7 @@ def format_changes(
         ):
             if ids:
                 lines.append("")
-                lines.append(f"{len(ids)} items {label}:")
+                lines.append(f"{plural(len(ids), 'item')} {label}:")
                 lines += [f"  {printable(i)}" for i in ids[:limit]]
                 if len(ids) > limit:
                     lines.append(f"  ... and {len(ids) - limit} more")

@@ -13,6 +13,11 @@ from typing import Any
 import numpy as np
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 item``, ``2 items``: a count and its noun, in English."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def nonfinite(value: float) -> str | None:
     """ "inf", "-inf" or "nan" for a non-finite number, else None.
 

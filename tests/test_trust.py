@@ -303,7 +303,7 @@ def test_a_missing_prediction_fails_the_baseline_gate(scored, tmp_path):
     assert allowed.exit_code == 0, allowed.output
     d = CliRunner().invoke(cli, ["diff", str(base), str(tmp_path / "new.json")])
     assert d.exit_code == 4
-    assert "1 items in the baseline, missing now:\n  g/c\n" in d.stdout
+    assert "1 item in the baseline, missing now:\n  g/c\n" in d.stdout
     assert "(n 3 -> 2: not the same items)" in d.stdout  # the "improvement" is over fewer items
 
 

@@ -331,6 +331,7 @@ class Evaluator:
             "engine": self.engine,
             "sequences": "auto",
             "pred_name": None,
+            "methods": [],
             "truncate_frames": False,
             "group_by": self.group_by,
         }
@@ -348,7 +349,7 @@ class Evaluator:
             settings=run.settings,
             items=run.items,
             summary=run.summary,
-            checks=tuple(gate(run, g.thresholds, g.max_drop, g.baseline, g.allow_missing)),
+            checks=tuple(gate(run, g.thresholds, g.max_drop, g.baseline, g.allow_missing, g.significance)),
             version=run.version,
         )
 

@@ -54,6 +54,8 @@ from .report import (
     json_report,
     junit_xml,
     markdown_summary,
+    method_table,
+    paired_text,
     printable,
 )
 from .results import ItemResult, Run
@@ -78,19 +80,24 @@ class Writer:
 
     option: str
     dest: str  # the click parameter that holds its path
-    render: Callable[[Run, Sequence[tuple[ItemResult, Visual]]], str]
+    render: Callable[[Run, Sequence[tuple[ItemResult, Visual]], str], str]
     append: bool = False
     needs_visuals: bool = False
 
 
+def _table_format(path: str) -> str:
+    return {".md": "md", ".tex": "tex", ".csv": "csv"}.get(Path(path).suffix.lower(), "md")
+
+
 WRITERS: tuple[Writer, ...] = (
-    Writer("--json", "json_path", lambda r, v: json_report(r)),
-    Writer("--csv", "csv_path", lambda r, v: items_csv(r)),
-    Writer("--frames-csv", "frames_path", lambda r, v: frames_csv(r)),
-    Writer("--junit", "junit_path", lambda r, v: junit_xml(r)),
-    Writer("--markdown", "markdown_path", lambda r, v: markdown_summary(r)),
-    Writer("--markdown-append", "markdown_append", lambda r, v: markdown_summary(r), append=True),
-    Writer("--html", "html_path", lambda r, v: html_report(r, visuals=v), needs_visuals=True),
+    Writer("--json", "json_path", lambda r, v, p: json_report(r)),
+    Writer("--csv", "csv_path", lambda r, v, p: items_csv(r)),
+    Writer("--frames-csv", "frames_path", lambda r, v, p: frames_csv(r)),
+    Writer("--junit", "junit_path", lambda r, v, p: junit_xml(r)),
+    Writer("--markdown", "markdown_path", lambda r, v, p: markdown_summary(r)),
+    Writer("--markdown-append", "markdown_append", lambda r, v, p: markdown_summary(r), append=True),
+    Writer("--html", "html_path", lambda r, v, p: html_report(r, visuals=v), needs_visuals=True),
+    Writer("--table", "table_path", lambda r, v, p: method_table(r, _table_format(p))),
 )
 """Every report format. A new format is one function and one row here (and its click option)."""
 
@@ -211,8 +218,15 @@ be written; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
 
 
 @cli.command(epilog=COMPARE_EPILOG)
-@click.argument("pred", type=click.Path(path_type=Path))
-@click.argument("gt", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PRED GT]")
+@click.option("--gt", "gt_path", default=None, type=click.Path(path_type=Path), help="The ground truth, with --pred.")
+@click.option(
+    "--pred",
+    "pred_methods",
+    multiple=True,
+    metavar="NAME=DIR",
+    help="A method's predictions against --gt; repeat it to compare methods in one run (key `method`).",
+)
 @click.option("--metrics", "metric_names", default="ssim,psnr,mse", show_default=True, help="Comma-separated metrics.")
 @click.option(
     "--convention",
@@ -328,6 +342,13 @@ be written; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
     help="Items of --baseline that are missing or failed now do not fail the gate.",
 )
 @click.option(
+    "--significance",
+    type=float,
+    default=None,
+    metavar="ALPHA",
+    help="A --max-drop regression must also be significant at this level (one-sided Wilcoxon on the items).",
+)
+@click.option(
     "--junit",
     "junit_path",
     default=None,
@@ -356,6 +377,13 @@ be written; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
     help="Append the Markdown summary to PATH (e.g. $GITHUB_STEP_SUMMARY).",
 )
 @click.option("--html", "html_path", default=None, metavar="PATH", help="Write a self-contained HTML report.")
+@click.option(
+    "--table",
+    "table_path",
+    default=None,
+    metavar="PATH",
+    help="Write the methods x datasets x metrics table: .md, .tex (booktabs) or .csv, by extension.",
+)
 @click.option(
     "--worst",
     "worst_n",
@@ -401,6 +429,7 @@ def compare(**o: Any) -> None:
 
 
 def _compare(staging: Staging, o: dict[str, Any]) -> None:
+    _inputs(o)
     config = _config(o)
     bar = _Bar(o["quiet"])
     try:
@@ -413,12 +442,37 @@ def _compare(staging: Staging, o: dict[str, Any]) -> None:
         bar.close()
     # the pair view: two image files, and nothing asked for but the pair
     batch_only = any(o[w.dest] for w in WRITERS if w.option != "--json") or config.gate.thresholds or o["baseline_path"]
-    pair_view = o["pred"].is_file() and is_image_path(o["pred"]) and is_image_path(o["gt"]) and not batch_only
+    pair_view = (
+        not o["methods"]
+        and o["pred"].is_file()
+        and is_image_path(o["pred"])
+        and is_image_path(o["gt"])
+        and not batch_only
+    )
     if pair_view and not result.items[0].ok:
         raise InputFailure(say(str(result.items[0].error)))
     _notes(result, config, o)
     _write_reports(staging, result, config, o, pair_view)
     _finish(result, o, pair_view)
+
+
+def _inputs(o: dict[str, Any]) -> None:
+    """PRED GT, or --gt with one --pred NAME=DIR per method: sets o["pred"], o["gt"], o["methods"]."""
+    paths, methods = o["paths"], []
+    for text in o["pred_methods"]:
+        name, sep, folder = text.partition("=")
+        if not sep or not name or not folder:
+            raise click.UsageError(f"--pred {text!r}: expected NAME=DIR, e.g. --pred edsr=out/edsr")
+        methods.append((name, Path(folder)))
+    if methods:
+        if paths or o["gt_path"] is None:
+            raise click.UsageError("--pred NAME=DIR needs --gt DIR and no PRED GT arguments")
+        o["pred"], o["gt"] = methods[0][1], o["gt_path"]
+    elif len(paths) != 2 or o["gt_path"] is not None:
+        raise click.UsageError("give PRED and GT, or --gt DIR with --pred NAME=DIR for each method")
+    else:
+        o["pred"], o["gt"] = paths
+    o["methods"] = tuple(methods)
 
 
 def _config(o: dict[str, Any]) -> CompareConfig:
@@ -452,11 +506,14 @@ def _config(o: dict[str, Any]) -> CompareConfig:
         raise click.UsageError("--max-drop needs --baseline")
     if o["allow_missing"] and baseline_path is None:
         raise click.UsageError("--allow-missing needs --baseline")
+    if o["significance"] is not None and not drops:
+        raise click.UsageError("--significance needs --baseline and --max-drop")
     _usage(lambda: check_targets([(w.option, o[w.dest]) for w in WRITERS], [("--maps", o["maps_dir"])]))
     baseline = _usage(lambda: load_report(baseline_path)) if baseline_path else None
     return CompareConfig(
         pred=o["pred"],
         gt=o["gt"],
+        methods=o["methods"],
         options=options,
         engine=o["engine"],
         sequences="never" if o["no_frame_folders"] else (o["sequences"] or "auto"),
@@ -467,7 +524,9 @@ def _config(o: dict[str, Any]) -> CompareConfig:
         scheduler=o["scheduler"],
         max_pixels=o["max_pixels"] or None,
         weights=_load_weights(o["weights_path"]),
-        gate=GateConfig(thresholds, drops, baseline, f"baseline {baseline_path}", o["allow_missing"]),
+        gate=GateConfig(
+            thresholds, drops, baseline, f"baseline {baseline_path}", o["allow_missing"], o["significance"]
+        ),
     )
 
 
@@ -514,7 +573,7 @@ def _write_reports(staging: Staging, result: Run, config: CompareConfig, o: dict
             visuals = _visuals(list(result.items), config.options, n, o["quiet"], config.max_pixels)
         for w in WRITERS:
             if o[w.dest] is not None:
-                staging.add(w.option, o[w.dest], w.render(result, visuals), append=w.append)
+                staging.add(w.option, o[w.dest], w.render(result, visuals, o[w.dest]), append=w.append)
         if o["maps_dir"] is not None:
             names = map_names([r.id for r, _ in visuals])
             for (_, v), name in zip(visuals, names, strict=True):
@@ -541,6 +600,8 @@ def _finish(result: Run, o: dict[str, Any], pair_view: bool) -> None:
         return
     if not to_stdout and not quiet:
         click.echo(format_summary(result, show_items=o["show_items"]), nl=False)
+        if result.paired:
+            click.echo("\n" + paired_text(result.paired), nl=False)
     for r in result.items:
         if not r.ok:
             click.echo(f"Error: {printable(r.id)}: {say(str(r.error))}", err=True)

@@ -48,6 +48,12 @@ class Item:
     gt: Source | None
     error: str | None = None
     decision: str = ""
+    method: str | None = None  # several predictions against one ground truth: whose this is
+
+    @property
+    def stem(self) -> str:
+        """The ground truth's name: the id without the method in front."""
+        return self.id.split("/", 1)[1] if self.method else self.id
 
     @property
     def kind(self) -> Literal["image", "sequence"]:

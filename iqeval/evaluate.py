@@ -58,12 +58,13 @@ class CompareConfig:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     weights: Mapping[str, Mapping[str, float]] | None = None
     gate: GateConfig = field(default_factory=GateConfig)
+    # several predictions against one ground truth: (name, folder) pairs; pred is then unused
+    methods: tuple[tuple[str, Path], ...] = ()
 
     def key_names(self) -> tuple[str, ...]:
         """The keys every item gets."""
-        if self.group_by is None:
-            return ("group",)
-        return tuple(compile_group_by(self.group_by).groupindex)
+        base = ("group",) if self.group_by is None else tuple(compile_group_by(self.group_by).groupindex)
+        return ("method", *base) if self.methods else base
 
     def as_dict(self) -> dict[str, object]:
         """The parts of the config that shape the numbers and keys, JSON-ready."""
@@ -72,6 +73,7 @@ class CompareConfig:
             "engine": self.engine,
             "sequences": self.sequences,
             "pred_name": self.pred_name,
+            "methods": [name for name, _ in self.methods],
             "truncate_frames": self.truncate_frames,
             "group_by": self.group_by,
         }
@@ -97,6 +99,12 @@ def item_keys(item_id: str, group_by: str | None) -> dict[str, str] | None:
     if m is None:
         return None
     return {k: (v if v is not None else "") for k, v in m.groupdict().items()}
+
+
+def keys_of(item: Item, group_by: str | None) -> dict[str, str]:
+    """An item's keys: from its ground truth's name, and ``method`` when several predictions are scored."""
+    keys = item_keys(item.stem, group_by) or {}
+    return {"method": item.method, **keys} if item.method else keys
 
 
 def frames_of(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
@@ -167,7 +175,7 @@ def item_result(
         pred=str(item.pred.path) if item.pred else "",
         gt=str(item.gt.path) if item.gt else "",
         kind=item.kind,
-        keys=item_keys(item.id, group_by) or {},
+        keys=keys_of(item, group_by),
         metrics=options.metrics,
         scores=scores,
         frame_scores=np.empty((0, len(options.metrics))) if frames is None else frames,
@@ -188,8 +196,12 @@ def evaluate_item(
     truncate: bool = False,
     group_by: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    gt_decoded: Decoded | None = None,
 ) -> ItemResult:
-    """Score one item; bad input becomes an error result, never an exception."""
+    """Score one item; bad input becomes an error result, never an exception.
+
+    ``gt_decoded`` is the ground truth already decoded (several methods share it).
+    """
     pred = str(item.pred.path) if item.pred else ""
     gt = str(item.gt.path) if item.gt else ""
     result = functools.partial(item_result, item, options, group_by)
@@ -199,7 +211,7 @@ def evaluate_item(
     try:
         if item.kind == "image":
             p = next(item.pred.decode(max_pixels))
-            g = next(item.gt.decode(max_pixels))
+            g = gt_decoded if gt_decoded is not None else next(item.gt.decode(max_pixels))
             scores, info = score_arrays(p.array, g.array, options, pred, gt, engine)
             notes = tuple(n for n in (p.note, g.note) if n)
             return result(scores, info=replace(info, conversions=notes + info.conversions) if notes else info)
@@ -234,9 +246,24 @@ def evaluate(
     work = _ItemScorer(
         config.options, config.engine, config.truncate_frames, config.group_by, config.max_pixels, registered
     )
-    if mapper is None:
-        mapper = choose_mapper(config.jobs, config.scheduler, len(items), work.crashed)
-    yield from mapper(work, items)
+    if not config.methods:
+        if mapper is None:
+            mapper = choose_mapper(config.jobs, config.scheduler, len(items), work.crashed)
+        yield from mapper(work, items)
+        return
+    # several methods: the items of one ground-truth image are scored together, decoding it once
+    bundles: dict[object, list[Item]] = {}
+    for item in items:
+        shared = item.kind == "image" and item.error is None and item.gt is not None
+        bundles.setdefault(item.gt.path if shared and item.gt else id(item), []).append(item)
+    by_id: dict[str, ItemResult] = {}
+    groups = [tuple(b) for b in bundles.values()]
+    bundle_map = (
+        map if mapper is not None else choose_mapper(config.jobs, config.scheduler, len(groups), work.crashed_bundle)
+    )
+    for results in bundle_map(work.bundle, groups):
+        by_id.update((r.id, r) for r in results)
+    yield from (by_id[item.id] for item in items)
 
 
 @dataclass(frozen=True)
@@ -260,3 +287,21 @@ class _ItemScorer:
     def crashed(self, item: Item, reason: str) -> ItemResult:
         """The result of an item whose worker process died."""
         return item_result(item, self.options, self.group_by, {}, error=f"{item.id}: {reason}")
+
+    def bundle(self, items: tuple[Item, ...]) -> list[ItemResult]:
+        """Score the items of one ground truth, decoding it once (still images; others one by one)."""
+        first = items[0]
+        if len(items) == 1 or first.gt is None or first.kind != "image":
+            return [self(item) for item in items]
+        try:
+            gt = next(first.gt.decode(self.max_pixels))
+        except IqevalError as exc:
+            return [item_result(item, self.options, self.group_by, {}, error=str(exc)) for item in items]
+        return [
+            evaluate_item(item, self.options, self.engine, self.truncate, self.group_by, self.max_pixels, gt)
+            for item in items
+        ]
+
+    def crashed_bundle(self, items: tuple[Item, ...], reason: str) -> list[ItemResult]:
+        """The results of a bundle whose worker process died."""
+        return [self.crashed(item, reason) for item in items]

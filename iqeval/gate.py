@@ -8,11 +8,14 @@ just computed or read back from a ``--json`` report (:func:`load_report`), so
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import BaselineError, ConfigError
 from .metrics import METRICS
@@ -102,6 +105,7 @@ class GateConfig:
     baseline: Run | None = None
     baseline_name: str = "baseline"
     allow_missing: bool = False
+    significance: float | None = None  # a regression must also be significant at this level
 
 
 def parse_max_drop(texts: Sequence[str]) -> dict[str, float]:
@@ -360,19 +364,71 @@ def regressions(changes: Sequence[Change], max_drop: Mapping[str, float]) -> lis
     return sorted(bad, key=lambda c: (-drop(c.metric, c.old, c.new), c.scope, c.metric))
 
 
-def baseline_checks(changes: Sequence[Change], max_drop: Mapping[str, float]) -> list[Check]:
-    """One gate condition per ``max_drop`` metric."""
+def _scope_drops(old: Run, new: Run, scope: str, metric: str) -> list[float]:
+    """Per-item drops (positive: worse) of the items both runs scored in a scope ("overall" or "key=value")."""
+    key, _, value = scope.partition("=")
+    old_ok = {r.id: r for r in old.items if r.ok}
+    drops = []
+    for r in new.items:
+        o = old_ok.get(r.id)
+        if o is None or not r.ok or (scope != "overall" and r.keys.get(key) != value):
+            continue
+        d = METRICS[metric].drop(o.scores[metric], r.scores[metric])
+        if math.isfinite(d):
+            drops.append(d)
+    return drops
+
+
+def significant_drop(old: Run, new: Run, scope: str, metric: str) -> float:
+    """One-sided Wilcoxon signed-rank p-value that the scope's items got worse (SciPy)."""
+    from .methods import wilcoxon_p
+
+    return wilcoxon_p(np.asarray(_scope_drops(old, new, scope, metric)), alternative="greater")
+
+
+def baseline_checks(
+    changes: Sequence[Change],
+    max_drop: Mapping[str, float],
+    significance: float | None = None,
+    old: Run | None = None,
+    new: Run | None = None,
+) -> list[Check]:
+    """One gate condition per ``max_drop`` metric.
+
+    With ``significance`` (and both runs), a drop of the overall or of a key
+    value fails only when it is also significant: the one-sided Wilcoxon
+    signed-rank test on the items both runs scored gives p below the level.
+    One item has no test, so item drops are listed but do not fail then.
+    """
     checks = []
     for metric, limit in max_drop.items():
         name = f"{metric} drops at most {limit:g} against the baseline"
         bad = regressions([c for c in changes if c.metric == metric], max_drop)
-        if bad:
+        noise: list[str] = []
+        if significance is not None and old is not None and new is not None:
+            kept = []
+            for c in bad:
+                if c.scope.startswith("item "):
+                    continue
+                p = significant_drop(old, new, c.scope, metric)
+                if p < significance:
+                    kept.append((c, p))
+                else:
+                    noise.append(f"{c.scope} (p={p:.3g})")
+            tested = [(c, f" (p={p:.3g})") for c, p in kept]
+        else:
+            tested = [(c, "") for c in bad]
+        level = f"; significant at {significance:g}, one-sided Wilcoxon" if significance is not None else ""
+        if tested:
             worst = ", ".join(
-                f"{c.scope} {format_score(metric, c.old)} -> {format_score(metric, c.new)}" for c in bad[:5]
+                f"{c.scope} {format_score(metric, c.old)} -> {format_score(metric, c.new)}{p}" for c, p in tested[:5]
             )
-            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-            message = f"{name}: {plural(len(bad), 'regression')}, largest first: {worst}{more}"
-            checks.append(Check(name, False, message, tuple(c.scope for c in bad)))
+            more = f" and {len(tested) - 5} more" if len(tested) > 5 else ""
+            message = f"{name}: {plural(len(tested), 'regression')}{level}, largest first: {worst}{more}"
+            checks.append(Check(name, False, message, tuple(c.scope for c, _ in tested)))
+        elif noise:
+            message = f"{name}: drops beyond {limit:g} but not significant at {significance:g}: {', '.join(noise[:5])}"
+            checks.append(Check(name, True, message))
         else:
             checks.append(Check(name, True, f"{name}: no regression"))
     return checks
@@ -384,11 +440,12 @@ def gate(
     max_drop: Mapping[str, float] | None = None,
     baseline: Run | None = None,
     allow_missing: bool = False,
+    significance: float | None = None,
 ) -> list[Check]:
     """Every gate condition of a run: thresholds, then regressions and lost items against a baseline."""
     checks = check_thresholds(run, thresholds)
     if baseline is not None:
-        checks += baseline_checks(compare_runs(baseline, run), max_drop or {})
+        checks += baseline_checks(compare_runs(baseline, run), max_drop or {}, significance, baseline, run)
         if not allow_missing:
             checks.append(presence_check(presence(baseline, run)))
     return checks

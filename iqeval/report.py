@@ -375,6 +375,10 @@ def markdown_summary(run: Run | Mapping[str, Any], checks: Sequence[Check] | Non
             for how, ids in read_as.items()
         ]
         out += ["", "</details>"]
+    if run.paired:
+        out += ["", "<details><summary>paired differences between methods</summary>", "", "```"]
+        out += [line.replace("`", "'") for line in paired_text(run.paired).splitlines()]
+        out += ["```", "", "</details>"]
     failed = [r for r in run.items if not r.ok]
     if failed:
         out += ["", "<details><summary>failed items</summary>", ""]
@@ -449,4 +453,121 @@ def format_changes(
                 lines += [f"  {printable(i)}" for i in ids[:limit]]
                 if len(ids) > limit:
                     lines.append(f"  ... and {len(ids) - limit} more")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- several methods
+
+_TEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def tex_text(text: str) -> str:
+    """Text for LaTeX: its special characters escaped."""
+    return "".join(_TEX_SPECIAL.get(c, c) for c in printable(text))
+
+
+def method_table(run: Run, fmt: str) -> str:
+    """Methods x datasets x metrics, the paper's table: ``md``, ``tex`` (booktabs) or ``csv``.
+
+    The best value of each column is marked (bold; ``best`` in CSV); the
+    convention and the number of items per dataset are stated under it.
+    """
+    from .methods import best_in_columns, table_cells
+
+    methods, datasets, cells = table_cells(run)
+    metrics = list(run.metrics)
+    best = best_in_columns(methods, datasets, metrics, cells)
+    counts = ", ".join(f"{d} {max(cells[(m, d, metrics[0])][1] for m in methods)}" for d in datasets)
+    settings = run.settings
+    scale = f", scale {settings['scale']}" if settings.get("scale") else ""
+    footer = f"Convention: {settings.get('convention', 'skimage')}{scale}. Items per dataset: {counts}."
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["method", "dataset", "metric", "mean", "n", "best"])
+        for m in methods:
+            for d in datasets:
+                for k in metrics:
+                    mean, n = cells[(m, d, k)]
+                    w.writerow([csv_text(m), csv_text(d), k, csv_float(mean), n, (m, d, k) in best])
+        return buf.getvalue()
+
+    def cell(m: str, d: str, k: str, mark: tuple[str, str]) -> str:
+        mean, n = cells[(m, d, k)]
+        text = format_score(k, mean) if n else "-"
+        return f"{mark[0]}{text}{mark[1]}" if (m, d, k) in best else text
+
+    if fmt == "md":
+        head = "| method | " + " | ".join(f"{md_text(d)} {metric_label(k)}" for d in datasets for k in metrics) + " |"
+        rule = "|---|" + "---:|" * (len(datasets) * len(metrics))
+        rows = [
+            f"| {md_text(m)} | " + " | ".join(cell(m, d, k, ("**", "**")) for d in datasets for k in metrics) + " |"
+            for m in methods
+        ]
+        return "\n".join([head, rule, *rows, "", md_text(footer)]) + "\n"
+    if fmt == "tex":
+        cols = "l" + ("r" * len(metrics)) * len(datasets)
+        groups = " & ".join(rf"\multicolumn{{{len(metrics)}}}{{c}}{{{tex_text(d)}}}" for d in datasets)
+        rules = " ".join(
+            rf"\cmidrule(lr){{{2 + i * len(metrics)}-{1 + (i + 1) * len(metrics)}}}" for i in range(len(datasets))
+        )
+        labels = " & ".join(tex_text(metric_label(k)) for _ in datasets for k in metrics)
+        body = [
+            tex_text(m)
+            + " & "
+            + " & ".join(cell(m, d, k, (r"\textbf{", "}")) for d in datasets for k in metrics)
+            + r" \\"
+            for m in methods
+        ]
+        lines = [
+            "% iqeval method table; needs \\usepackage{booktabs}",
+            rf"\begin{{tabular}}{{{cols}}}",
+            r"\toprule",
+            rf" & {groups} \\",
+            rules,
+            rf"Method & {labels} \\",
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            "",
+            tex_text(footer),
+        ]
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown table format {fmt!r}; choose from md, tex, csv")
+
+
+def paired_text(pairs: Sequence[Any]) -> str:
+    """Paired differences between methods for people: mean (b - a), interval, Wilcoxon p, wins/ties/losses."""
+    if not pairs:
+        return ""
+    header = ["b - a", "metric", "n", "mean diff", "95% CI", "Wilcoxon p", "win/tie/loss"]
+    rows = []
+    for p in pairs:
+        ci = f"[{p.ci_low:+.4g}, {p.ci_high:+.4g}]" if p.n else "-"
+        rows.append(
+            [
+                printable(f"{p.b} - {p.a}"),
+                p.metric,
+                str(p.n),
+                f"{p.mean_diff:+.6g}",
+                ci,
+                f"{p.p_value:.3g}",
+                f"{p.wins}/{p.ties}/{p.losses}",
+            ]
+        )
+    lines = ["paired differences between methods (items both scored; bootstrap CI, seed 0, 10000 resamples):"]
+    lines += _table(header, rows)
+    for p in pairs:
+        if p.only_a or p.only_b:
+            lines.append(
+                printable(
+                    f"{p.b} - {p.a} ({p.metric}): {len(p.only_a)} items only {p.a} scored, "
+                    f"{len(p.only_b)} only {p.b} (first: {(p.only_a + p.only_b)[0]})"
+                )
+            )
     return "\n".join(lines) + "\n"

@@ -166,6 +166,49 @@ class Presence:
         return self.missing + self.failed
 
 
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Method ``b`` against method ``a`` on one metric, over the items both scored."""
+
+    a: str
+    b: str
+    metric: str
+    n: int
+    mean_diff: float  # mean of (b - a), in the metric's units
+    ci_low: float
+    ci_high: float
+    p_value: float  # Wilcoxon signed-rank, two-sided; 1.0 when every difference is 0
+    wins: int  # items where b is better than a
+    ties: int
+    losses: int
+    only_a: tuple[str, ...]  # items a scored and b did not
+    only_b: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "metric": self.metric,
+            "n": self.n,
+            "mean_diff": self.mean_diff,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "confidence": CONFIDENCE,
+            "resamples": BOOTSTRAP_RESAMPLES,
+            "p_value": self.p_value,
+            "wins": self.wins,
+            "ties": self.ties,
+            "losses": self.losses,
+            "only_a": list(self.only_a),
+            "only_b": list(self.only_b),
+        }
+
+
 @dataclass(frozen=True)
 class GroupSummary:
     """One value of one key: its counts and per-metric statistics."""
@@ -208,6 +251,7 @@ class Run:
     separate_image_folders: int = 0
     checks: tuple[Check, ...] = ()
     version: str = ""
+    paired: tuple[Paired, ...] = ()
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -272,6 +316,8 @@ class Run:
                 for c in self.checks
             ],
         }
+        if self.paired:
+            doc["paired"] = [p.as_dict() for p in self.paired]
         return strict(doc)
 
     @classmethod
@@ -312,7 +358,26 @@ class Run:
             Check(str(c["name"]), bool(c["passed"]), str(c["message"]), tuple(c.get("offenders") or ()))
             for c in doc.get("checks") or ()
         )
+        paired = tuple(
+            Paired(
+                a=str(p["a"]),
+                b=str(p["b"]),
+                metric=str(p["metric"]),
+                n=int(p["n"]),
+                mean_diff=float(p["mean_diff"]),
+                ci_low=float(p["ci_low"]),
+                ci_high=float(p["ci_high"]),
+                p_value=float(p["p_value"]),
+                wins=int(p["wins"]),
+                ties=int(p["ties"]),
+                losses=int(p["losses"]),
+                only_a=tuple(p.get("only_a") or ()),
+                only_b=tuple(p.get("only_b") or ()),
+            )
+            for p in doc.get("paired") or ()
+        )
         return cls(
+            paired=paired,
             settings=config,
             items=items,
             summary=summary,

@@ -28,8 +28,9 @@ from ._version import __version__
 from .aggregate import check_weight_coverage, check_weights, summarize_run
 from .discovery import Item, Pairing, find_pairs, name_template
 from .errors import ConfigError, LoadError, PairingError
-from .evaluate import CompareConfig, Mapper, evaluate, item_keys
+from .evaluate import CompareConfig, Mapper, evaluate, keys_of
 from .gate import check_baseline_metrics, check_comparable, check_gate_inputs, gate
+from .methods import paired_all
 from .metrics import METRICS
 from .parallel import check_scheduler_address
 from .report import ITEM_COLUMNS
@@ -57,6 +58,8 @@ def check(config: CompareConfig) -> tuple[str, ...]:
     check_gate_inputs(g.thresholds, g.max_drop, config.options.metrics, key_names)
     if g.max_drop and g.baseline is None:
         raise ConfigError("max_drop= needs a baseline=")
+    if g.significance is not None and not 0 < g.significance < 1:
+        raise ConfigError(f"significance={g.significance!r} must lie strictly between 0 and 1, e.g. 0.05")
     if config.weights is not None:
         check_weights(config.weights, key_names)
     if g.baseline is not None:
@@ -70,7 +73,13 @@ def check(config: CompareConfig) -> tuple[str, ...]:
 
 
 def pair(config: CompareConfig) -> Pairing:
-    """The items of a run: two folders paired by name, or two files as one item."""
+    """The items of a run: two folders paired by name, or two files as one item.
+
+    With several methods, each method's folder is paired with the ground truth,
+    and its items are named ``METHOD/ITEM``.
+    """
+    if config.methods:
+        return _pair_methods(config)
     pred, gt = Path(config.pred), Path(config.gt)
     for path in (pred, gt):
         if not path.exists():
@@ -90,6 +99,30 @@ def pair(config: CompareConfig) -> Pairing:
     return pairing
 
 
+def _pair_methods(config: CompareConfig) -> Pairing:
+    names = [name for name, _ in config.methods]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"methods= names a method twice: {', '.join(names)}")
+    for name in names:
+        if not name or "/" in name:
+            raise ConfigError(f"methods= name {name!r} must be non-empty and without '/'")
+    items: list[Item] = []
+    pred_only: list[str] = []
+    gt_only: list[str] = []
+    notes: list[str] = []
+    ignored = taken = refused = 0
+    for name, folder in config.methods:
+        p = pair(replace(config, pred=Path(folder), methods=()))
+        items += [replace(i, id=f"{name}/{i.id}", method=name) for i in p.items]
+        pred_only += [f"{name}: {x}" for x in p.pred_only]
+        gt_only += [f"{name}: {x}" for x in p.gt_only]
+        notes += [f"{name}: {n}" for n in p.notes]
+        ignored += p.ignored
+        taken += p.sequence_folders
+        refused += p.rejected_folders
+    return Pairing(tuple(items), tuple(pred_only), tuple(gt_only), ignored, (), taken, refused, tuple(notes))
+
+
 def run(
     config: CompareConfig,
     progress: Progress | None = None,
@@ -105,7 +138,7 @@ def run(
     key_names = check(config)
     pairing = pair(config)
     if config.weights is not None:
-        check_weight_coverage(config.weights, [item_keys(i.id, config.group_by) or {} for i in pairing.items])
+        check_weight_coverage(config.weights, [keys_of(i, config.group_by) for i in pairing.items])
     results = tuple(_reporting(score(config, pairing.items, mapper), len(pairing.items), progress))
     summary = summarize_run(results, config.options.metrics, key_names, config.weights)
     result = Run(
@@ -120,8 +153,10 @@ def run(
         separate_image_folders=pairing.rejected_folders,
         version=__version__,
     )
+    if len(config.methods) > 1:
+        result = replace(result, paired=tuple(paired_all(result)))
     g = config.gate
-    checks = gate(result, g.thresholds, g.max_drop, g.baseline, g.allow_missing)
+    checks = gate(result, g.thresholds, g.max_drop, g.baseline, g.allow_missing, g.significance)
     return replace(result, checks=tuple(checks))
 
 

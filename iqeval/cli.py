@@ -661,7 +661,12 @@ def _visuals(
     results: list[ItemResult], options: Options, n: int, quiet: bool, max_pixels: int | None
 ) -> list[tuple[ItemResult, Visual]]:
     out = []
-    for r in worst(results, n):
+    chosen = worst(results, n)
+    methods = {r.keys.get("method") for r in results} - {None}
+    if len(methods) > 1:  # the hardest ground truths, each with every method's prediction
+        stems = list(dict.fromkeys(r.id.split("/", 1)[1] for r in chosen))
+        chosen = [r for r in results if r.ok and r.id.split("/", 1)[1] in stems]
+    for r in chosen:
         try:
             out.append((r, visual(r, options, max_pixels)))
         except (IqevalError, OSError, IndexError) as exc:

@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,15 @@ tr.error td{color:#b3261e}
 .muted{color:#667085;font-size:12px}input#filter{padding:4px 8px;width:280px}
 #js-errors:empty{display:none}#js-errors{background:#fdecea;color:#b3261e;padding:8px;border-radius:4px}
 .pager button{margin:0 4px}
+.mv-row{display:flex;gap:10px;flex-wrap:wrap;align-items:flex-start;margin:8px 0 18px}
+.mv-row figure{margin:0;text-align:center;font-size:12px}.mv-row img{display:block;max-width:220px;border:1px solid #ccd}
+.mv-thumb{cursor:zoom-in}td.best{font-weight:700}
+#viewer{position:fixed;inset:0;background:rgba(20,24,33,.92);display:none;z-index:10;padding:16px;overflow:auto}
+#viewer.open{display:block}#viewer .bar{color:#fff;margin-bottom:8px}#viewer .bar button{margin-left:8px}
+#viewer .panes{display:flex;gap:10px;flex-wrap:wrap}
+#viewer .pane{width:360px;height:360px;overflow:hidden;position:relative;background:#000;cursor:grab}
+#viewer .pane img{position:absolute;left:0;top:0;transform-origin:0 0;image-rendering:pixelated;user-select:none}
+#viewer .pane span{position:absolute;left:4px;top:4px;color:#fff;background:rgba(0,0,0,.6);font-size:12px;padding:1px 4px;z-index:1}
 """
 
 SCRIPT = r"""
@@ -82,8 +92,63 @@ SCRIPT = r"""
   document.getElementById('prev').addEventListener('click',function(){if(page>0){page--;render();}});
   document.getElementById('next').addEventListener('click',function(){if((page+1)*pageSize<view.length){page++;render();}});
   apply();
+  // the methods view: one zoom and pan shared by every pane (ground truth and each method)
+  var viewer=document.getElementById('viewer'); if(!viewer)return;
+  var groups=JSON.parse(document.getElementById('methods-data').textContent).groups;
+  var panes=viewer.querySelector('.panes'), title=viewer.querySelector('.title'), view={s:1,x:0,y:0};
+  function draw(){Array.prototype.forEach.call(panes.querySelectorAll('img'),function(img){
+    img.style.transform='translate('+view.x+'px,'+view.y+'px) scale('+view.s+')';});}
+  function open(g){var group=groups[g];panes.textContent='';title.textContent=group.id+' (wheel: zoom, drag: pan)';
+    group.panes.forEach(function(p){var d=document.createElement('div');d.className='pane';
+      var l=document.createElement('span');l.textContent=p.label;var img=document.createElement('img');img.src=p.uri;img.alt=p.label;
+      d.appendChild(l);d.appendChild(img);panes.appendChild(d);});
+    view={s:360/Math.max(group.width,group.height),x:0,y:0};draw();viewer.className='open';}
+  Array.prototype.forEach.call(document.querySelectorAll('.mv-thumb'),function(t){
+    t.addEventListener('click',function(){open(Number(t.getAttribute('data-group')));});});
+  panes.addEventListener('wheel',function(e){e.preventDefault();var pane=e.target.closest('.pane');if(!pane)return;
+    var r=pane.getBoundingClientRect(),cx=e.clientX-r.left,cy=e.clientY-r.top,f=e.deltaY<0?1.25:0.8;
+    view.x=cx-(cx-view.x)*f;view.y=cy-(cy-view.y)*f;view.s*=f;draw();},{passive:false});
+  var drag=null;
+  panes.addEventListener('mousedown',function(e){drag={x:e.clientX-view.x,y:e.clientY-view.y};e.preventDefault();});
+  window.addEventListener('mousemove',function(e){if(drag){view.x=e.clientX-drag.x;view.y=e.clientY-drag.y;draw();}});
+  window.addEventListener('mouseup',function(){drag=null;});
+  viewer.querySelector('.close').addEventListener('click',function(){viewer.className='';});
+  window.addEventListener('keydown',function(e){if(e.key==='Escape')viewer.className='';});
 })();
 """
+
+
+def _plain(value: Any) -> str:
+    """A setting as people read it: no JSON quotes or brackets."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value) or "-"
+    return str(value)
+
+
+# settings that matter only for some metrics, or only for a luma colour mode
+_LUMA_ONLY = ("y_rounding", "gray_as_y")
+
+
+def relevant_settings(run: Run) -> dict[str, Any]:
+    """The settings that shaped the metrics this run computed (SSIM's window only when SSIM was computed)."""
+    metrics = set(run.metrics)
+    owned: dict[str, set[str]] = {}
+    for name, m in METRICS.items():
+        for opt in m.options:
+            owned.setdefault(opt, set()).add(name)
+    colours = {run.settings.get("color"), run.settings.get("psnr_color")}
+    out = {}
+    for key, value in run.settings.items():
+        if key in owned and not owned[key] & metrics:
+            continue
+        if key in _LUMA_ONLY and not colours & {"y", "yiq"}:
+            continue
+        out[key] = value
+    return out
 
 
 def _e(value: Any) -> str:
@@ -146,7 +211,20 @@ def _histogram(metric: str, values: Sequence[float], n_inf: int, width: int = 32
     return f'<figure class="plot"><figcaption>{_e(title)}</figcaption>{svg}</figure>'
 
 
-def _curve(item: ItemResult, metric: str, width: int = 320, height: int = 120) -> str:
+def frame_labels(item: ItemResult) -> list[str]:
+    """How people name a sequence's frames: the numbers of a frame folder's files, else 0, 1, 2, ..."""
+    source = item.gt_source if item.gt_source is not None and item.gt_source.kind == "frames" else item.pred_source
+    if source is not None and source.kind == "frames" and len(source.frames) >= item.n_frames:
+        return [_frame_number(p.stem) for p in source.frames[: item.n_frames]]
+    return [str(i) for i in range(item.n_frames)]
+
+
+def _frame_number(stem: str) -> str:
+    digits = re.search(r"(\d+)$", stem)
+    return str(int(digits.group(1))) if digits else stem
+
+
+def _curve(item: ItemResult, metric: str, width: int = 340, height: int = 150) -> str:
     values = [float(v) for v in item.frame_scores[:, item.metrics.index(metric)]]
     finite = [v for v in values if math.isfinite(v)]
     caption = f"{item.id}: {metric_label(metric)} per frame ({len(values)} frames)"
@@ -157,22 +235,38 @@ def _curve(item: ItemResult, metric: str, width: int = 320, height: int = 120) -
     lo, hi = min(finite), max(finite)
     if hi == lo:
         lo, hi = lo - 0.5, hi + 0.5
-    left = 64
-    pw, ph = width - left - 10, height - 25
+    left, top, bottom = 64, 8, 36  # room for the value ticks on the left and the frame ticks below
+    pw, ph = width - left - 12, height - top - bottom
     n = max(len(values) - 1, 1)
+
+    def x(i: float) -> float:
+        return left + i / n * pw
+
+    def y(v: float) -> float:
+        return top + ph - (v - lo) / (hi - lo) * ph
+
     step = max(1, len(values) // 1000)  # at most ~1000 points per curve
-    pts = " ".join(
-        f"{30 + i / n * pw:.1f},{5 + ph - ((v if math.isfinite(v) else hi) - lo) / (hi - lo) * ph:.1f}"
-        for i, v in list(enumerate(values))[::step]
-    )
+    pts = " ".join(f"{x(i):.1f},{y(v if math.isfinite(v) else hi):.1f}" for i, v in list(enumerate(values))[::step])
+    labels = frame_labels(item)
+    ticks = ""
+    for v in (lo, (lo + hi) / 2, hi):
+        ticks += (
+            f'<line x1="{left - 4}" y1="{y(v):.1f}" x2="{left}" y2="{y(v):.1f}" stroke="#667085"/>'
+            f'<text x="{left - 6}" y="{y(v) + 3:.1f}" font-size="10" text-anchor="end">{_e(_num(metric, v))}</text>'
+        )
+    for i in sorted({0, (len(values) - 1) // 2, len(values) - 1}):
+        ticks += (
+            f'<line x1="{x(i):.1f}" y1="{top + ph}" x2="{x(i):.1f}" y2="{top + ph + 4}" stroke="#667085"/>'
+            f'<text x="{x(i):.1f}" y="{top + ph + 15}" font-size="10" text-anchor="middle">{_e(labels[i])}</text>'
+        )
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#667085"/>'
+        f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#667085"/>{ticks}'
         f'<polyline points="{pts}" fill="none" stroke="#3b6fb6" stroke-width="1.2"/>'
-        f'<line x1="{left}" y1="{5 + ph}" x2="{left + pw}" y2="{5 + ph}" stroke="#667085"/>'
-        f'<text x="{left - 4}" y="12" font-size="10" text-anchor="end">{_e(_num(metric, hi))}</text>'
-        f'<text x="{left - 4}" y="{5 + ph}" font-size="10" text-anchor="end">{_e(_num(metric, lo))}</text>'
-        f'<text x="{left}" y="{height - 4}" font-size="10">frame 0</text>'
-        f'<text x="{left + pw}" y="{height - 4}" font-size="10" text-anchor="end">frame {len(values) - 1}</text></svg>'
+        f'<text x="{left + pw / 2:.1f}" y="{height - 4}" font-size="10" text-anchor="middle">frame</text>'
+        f'<text x="12" y="{top + ph / 2:.1f}" font-size="10" text-anchor="middle" '
+        f'transform="rotate(-90 12 {top + ph / 2:.1f})">{_e(metric_label(metric))}</text></svg>'
     )
     return f'<figure class="plot"><figcaption>{_e(caption)}</figcaption>{svg}</figure>'
 
@@ -186,6 +280,114 @@ def _stats_table(rows: Sequence[tuple[str, str, Summary]]) -> str:
         for scope, m, stats in rows
     )
     return f"<table>{head}{body}</table>"
+
+
+CROP = 512  # side of the full-resolution crops the methods view zooms into
+
+
+def _crop_box(v: Visual) -> tuple[slice, slice]:
+    """A CROP x CROP window around the worst region of the SSIM map (the whole image when smaller)."""
+    h, w = v.pred.shape[:2]
+    ch, cw = min(CROP, h), min(CROP, w)
+    sm = v.ssim
+    # the SSIM map may be cropped by the border: scale its worst point back onto the image
+    iy, ix = np.unravel_index(int(np.argmin(sm)), sm.shape)
+    cy, cx = int(iy * h / max(sm.shape[0], 1)), int(ix * w / max(sm.shape[1], 1))
+    y0 = min(max(0, cy - ch // 2), h - ch)
+    x0 = min(max(0, cx - cw // 2), w - cw)
+    return slice(y0, y0 + ch), slice(x0, x0 + cw)
+
+
+def _full_uri(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(encode_image(np.ascontiguousarray(image))).decode("ascii")
+
+
+def _scale_bar(values: np.ndarray, title: str, vmin: float, vmax: float, cmap: str) -> str:
+    from .maps import render
+
+    return _png_uri(render(values, title, vmin, vmax, cmap), max_side=300)
+
+
+def _methods_section(run: Run, visuals: Sequence[tuple[ItemResult, Visual]]) -> str:
+    """The table of methods, their paired differences, and each hard item with every method side by side."""
+    from .methods import best_in_columns, by_method, table_cells
+
+    methods, datasets, cells = table_cells(run)
+    metrics = list(run.metrics)
+    best = best_in_columns(methods, datasets, metrics, cells)
+    head = (
+        "<tr><th>method</th>"
+        + "".join(f"<th>{_e(d)} {_e(metric_label(k))}</th>" for d in datasets for k in metrics)
+        + "</tr>"
+    )
+    body = ""
+    for m in methods:
+        body += f"<tr><td>{_e(m)}</td>"
+        for d in datasets:
+            for k in metrics:
+                mean, n = cells[(m, d, k)]
+                cls = ' class="best"' if (m, d, k) in best else ""
+                body += f"<td{cls}>{_e(format_score(k, mean) if n else '-')}</td>"
+        body += "</tr>"
+    parts = [f'<h2>Methods</h2><table id="method-table">{head}{body}</table>']
+    if run.paired:
+        rows = "".join(
+            f"<tr><td>{_e(p.b)} - {_e(p.a)}</td><td>{_e(METRICS[p.metric].label)}</td><td>{p.n}</td>"
+            f"<td>{p.mean_diff:+.6g}</td><td>[{p.ci_low:+.4g}, {p.ci_high:+.4g}]</td><td>{p.p_value:.3g}</td>"
+            f"<td>{p.wins}/{p.ties}/{p.losses}</td></tr>"
+            for p in run.paired
+        )
+        parts.append(
+            "<h3>Paired differences (items both methods scored; 95% bootstrap interval, seed 0, 10000 resamples; "
+            "Wilcoxon signed-rank)</h3><table><tr><th>b - a</th><th>metric</th><th>n</th><th>mean diff</th>"
+            f"<th>95% CI</th><th>p</th><th>win/tie/loss</th></tr>{rows}</table>"
+        )
+    order = list(by_method(run))
+    stems: dict[str, list[tuple[ItemResult, Visual]]] = {}
+    for item, v in visuals:
+        stems.setdefault(item.id.split("/", 1)[1], []).append((item, v))
+    groups = []
+    blocks = []
+    for g, (stem, members) in enumerate(stems.items()):
+        members.sort(key=lambda iv: order.index(iv[0].keys["method"]) if iv[0].keys.get("method") in order else 0)
+        ys, xs = _crop_box(members[0][1])
+        gt = members[0][1].gt
+        panes = [{"label": "ground truth", "uri": _full_uri(gt[ys, xs])}]
+        figures = [
+            f'<figure><img class="mv-thumb" data-group="{g}" alt="ground truth" src="{_png_uri(gt)}">'
+            "<figcaption>ground truth</figcaption></figure>"
+        ]
+        maps = []
+        for item, v in members:
+            method = item.keys.get("method", "")
+            score = ", ".join(f"{METRICS[m].label} {format_score(m, item.scores[m])}" for m in metrics)
+            panes.append({"label": method, "uri": _full_uri(v.pred[ys, xs])})
+            figures.append(
+                f'<figure><img class="mv-thumb" data-group="{g}" alt="{_e(method)}" src="{_png_uri(v.pred)}">'
+                f"<figcaption>{_e(method)}<br>{_e(score)}</figcaption></figure>"
+            )
+            top = float(v.error.max()) or 1.0
+            maps.append(
+                f'<figure><img alt="{_e(method)} SSIM map" src="{_scale_bar(v.ssim, f"{method}: SSIM map", 0.0, 1.0, "viridis")}">'
+                f"<figcaption>{_e(method)}: SSIM map</figcaption></figure>"
+                f'<figure><img alt="{_e(method)} error map" src="{_scale_bar(v.error, f"{method}: |pred - gt|", 0.0, top, "inferno")}">'
+                f"<figcaption>{_e(method)}: |pred - gt|</figcaption></figure>"
+            )
+        groups.append(
+            {"id": printable(stem), "width": int(xs.stop - xs.start), "height": int(ys.stop - ys.start), "panes": panes}
+        )
+        blocks.append(
+            f'<h3>{_e(stem)}</h3><p class="muted">click an image to compare full-resolution crops, zoomed and panned together</p>'
+            f'<div class="mv-row">{"".join(figures)}</div><div class="mv-row">{"".join(maps)}</div>'
+        )
+    if blocks:
+        parts.append(f"<h2>Items, every method side by side ({len(blocks)})</h2>" + "".join(blocks))
+        parts.append(
+            '<div id="viewer"><div class="bar"><span class="title"></span><button class="close" type="button">close</button>'
+            '</div><div class="panes"></div></div>'
+            f'<script type="application/json" id="methods-data">{embed_json({"groups": groups})}</script>'
+        )
+    return f'<section id="methods">{"".join(parts)}</section>'
 
 
 def html_report(
@@ -203,7 +405,9 @@ def html_report(
     status = "failed" if any(not k.passed for k in checks) or s.n_failed else "passed"
     parts: list[str] = []
 
-    config_rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(json.dumps(v))}</td></tr>" for k, v in run.settings.items())
+    config_rows = "".join(
+        f"<tr><td>{_e(k)}</td><td>{_e(_plain(v))}</td></tr>" for k, v in relevant_settings(run).items()
+    )
     parts.append(
         f'<section id="config"><h2>Configuration</h2><table>{config_rows}</table><p class="muted">iqeval {_e(run.version)}</p></section>'
     )
@@ -238,10 +442,11 @@ def html_report(
     parts.append(f'<section id="summary"><h2>Summary</h2>{_stats_table(summary_rows)}{extra}{gate}</section>')
 
     ok_items = [r for r in run.items if r.ok]
-    hists = "".join(_histogram(m, [r.scores[m] for r in ok_items], s.micro[m].n_inf) for m in metrics)
-    parts.append(
-        f'<section id="distributions"><h2>Distribution of item scores</h2><div class="plots">{hists}</div></section>'
-    )
+    if len(ok_items) > 1:  # one item has no distribution to draw
+        hists = "".join(_histogram(m, [r.scores[m] for r in ok_items], s.micro[m].n_inf) for m in metrics)
+        parts.append(
+            f'<section id="distributions"><h2>Distribution of item scores</h2><div class="plots">{hists}</div></section>'
+        )
 
     sequences = [r for r in ok_items if r.n_frames]
     if sequences:
@@ -254,11 +459,18 @@ def html_report(
         )
         parts.append(f'<section id="frames"><h2>Per-frame scores</h2>{note}<div class="plots">{plots}</div></section>')
 
-    if visuals:
+    methods_view = len({r.keys.get("method") for r in run.items} - {None}) > 1
+    if methods_view:
+        parts.append(_methods_section(run, visuals))
+    if visuals and not methods_view:
         blocks = []
         for item, v in visuals:
-            frame = f", frame {v.frame}" if v.frame is not None else ""
-            scores = ", ".join(f"{METRICS[m].label} {format_score(m, item.scores[m])}" for m in metrics)
+            if v.frame is not None:  # a sequence's worst frame: its own values, named as its file is
+                frame = f", frame {frame_labels(item)[v.frame]} (its worst)"
+                values = dict(zip(metrics, item.frame_scores[v.frame], strict=True))
+            else:
+                frame, values = "", dict(item.scores)
+            scores = ", ".join(f"{METRICS[m].label} {format_score(m, values[m])}" for m in metrics)
             ssim_img = colorize(v.ssim, 0.0, 1.0, "viridis")
             blocks.append(
                 f'<div class="worst-item"><h3>{_e(item.id)}{_e(frame)}</h3><p class="muted">{_e(scores)}</p><div class="worst">'

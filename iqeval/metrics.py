@@ -421,7 +421,7 @@ METRICS: dict[str, Metric] = {
         True,
         reference=_ssim_reference,
         fast=_ssim_fast,
-        options=("ssim_kernel", "win_size", "sigma"),
+        options=("ssim_kernel", "win_size", "sigma", "ssim_border", "downsample", "cs_relu"),
         too_small=_ssim_too_small,
         decimals=6,
     ),
@@ -433,6 +433,7 @@ METRICS: dict[str, Metric] = {
         reference=lambda x, y, o, r: psnr(x, y, data_range=r),
         fast=_psnr_fast,
         decimals=4,
+        options=("psnr_color",),
         color_option="psnr_color",
     ),
     "mse": Metric(

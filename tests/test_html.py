@@ -303,3 +303,97 @@ def test_hostile_names_stay_inert_in_a_real_browser(tmp_path):
         assert page.locator("#js-errors").inner_text() == ""
         browser.close()
     assert problems == []
+
+
+def test_methods_view_zooms_and_pans_every_method_together(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium package)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    import imageio.v3 as iio
+    from skimage import data as skdata
+
+    for k, name in enumerate(("baby", "bird")):
+        gt = np.roll(skdata.astronaut()[:120, :140], 9 * k, axis=0)
+        iio.imwrite(_mk(tmp_path / "gt" / f"{name}.png"), gt)
+        for m, sigma in (("bicubic", 14), ("edsr", 5)):
+            iio.imwrite(_mk(tmp_path / "out" / m / f"{name}.png"), noisy(gt, sigma, seed=k))
+    out = tmp_path / "r.html"
+    args = ["compare", "--gt", str(tmp_path / "gt"), "--pred", f"bicubic={tmp_path / 'out/bicubic'}"]
+    args += ["--pred", f"edsr={tmp_path / 'out/edsr'}", "--html", str(out), "-q", "-j", "1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.on(
+            "request",
+            lambda r: problems.append(f"request: {r.url}") if not r.url.startswith(("file:", "data:")) else None,
+        )
+        page.goto(out.as_uri())
+        assert page.locator("#method-table td.best").count() == 3  # edsr wins every column
+        assert page.locator("#viewer").evaluate("e => getComputedStyle(e).display") == "none"
+        page.locator(".mv-thumb").nth(1).click()  # a method's thumbnail opens the viewer
+        assert page.locator("#viewer").evaluate("e => getComputedStyle(e).display") == "block"
+        labels = page.locator("#viewer .pane span").all_inner_texts()
+        assert labels == ["ground truth", "bicubic", "edsr"]
+
+        def transforms() -> list[str]:
+            return page.evaluate(
+                "() => Array.from(document.querySelectorAll('#viewer img')).map(i => i.style.transform)"
+            )
+
+        before = transforms()
+        box = page.locator("#viewer .pane").nth(2).bounding_box()
+        page.mouse.move(box["x"] + 100, box["y"] + 100)
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(100)
+        zoomed = transforms()
+        assert len(set(zoomed)) == 1 and zoomed != before  # one zoom, shared by every pane
+        scale = float(zoomed[0].split("scale(")[1].rstrip(")"))
+        assert scale > float(before[0].split("scale(")[1].rstrip(")"))
+        page.mouse.down()
+        page.mouse.move(box["x"] + 60, box["y"] + 40)
+        page.mouse.up()
+        panned = transforms()
+        assert len(set(panned)) == 1 and panned != zoomed
+        page.keyboard.press("Escape")
+        assert page.locator("#viewer").evaluate("e => getComputedStyle(e).display") == "none"
+        assert page.locator("#js-errors").inner_text() == ""
+        browser.close()
+    assert problems == []
+
+
+def _mk(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_curves_start_at_their_axis_and_name_frames_as_the_files_do(tmp_path, write_png, rgb):
+    import re as _re
+
+    for i in range(1, 6):
+        write_png(f"gt/clip/frame_{i:04d}.png", rgb)
+        write_png(f"pred/clip/frame_{i:04d}.png", noisy(rgb, 3 if i != 4 else 30, seed=i))
+    out = tmp_path / "r.html"
+    args = ["compare", str(tmp_path / "pred"), str(tmp_path / "gt"), "--html", str(out), "--metrics", "psnr", "-q"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    text = out.read_text()
+    points = _re.search(r'<polyline points="([^"]+)"', text).group(1).split()
+    assert float(points[0].split(",")[0]) == 64.0  # the line starts on the axis, not 34 px left of it
+    ticks = _re.findall(r'text-anchor="middle">(\d+)</text>', text)
+    assert ticks == ["1", "3", "5"]  # frame_0001.png is frame 1
+    assert "clip, frame 4 (its worst)" in text  # the worst frame, with its own value
+    worst_psnr = _re.search(r"clip, frame 4 \(its worst\)</h3><p class=\"muted\">PSNR ([0-9.]+)", text).group(1)
+    doc_run = CliRunner().invoke(cli, [*args[:3], "--metrics", "psnr", "--json", "-", "-q"])
+    frames = json.loads(doc_run.output)["items"][0]["frames"]["psnr"]
+    assert worst_psnr == f"{min(frames):.4f}"
+    assert 'id="distributions"' not in text  # one item: no histogram
+    settings = re.findall(
+        r"<tr><td>([a-z_]+)</td><td>([^<]*)</td></tr>", text.split('id="config"')[1].split("</table>")[0]
+    )
+    names = [k for k, _ in settings]
+    assert "ssim_kernel" not in names and "msssim" not in names and "y_rounding" not in names
+    assert dict(settings)["metrics"] == "psnr" and dict(settings)["data_range"] == "-"

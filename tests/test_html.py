@@ -164,6 +164,18 @@ def _launch(playwright):
     )
 
 
+def _watch(page) -> list[str]:
+    """Collect console errors and warnings, page errors, and any request that leaves the page."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    page.on(
+        "request",
+        lambda r: problems.append(f"request: {r.url}") if not r.url.startswith(("file:", "data:")) else None,
+    )
+    return problems
+
+
 def test_renders_in_a_real_browser(report):
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium package)")
@@ -171,13 +183,7 @@ def test_renders_in_a_real_browser(report):
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
         page = browser.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-        page.on(
-            "request",
-            lambda r: problems.append(f"request: {r.url}") if not r.url.startswith(("file:", "data:")) else None,
-        )
+        problems = _watch(page)
         page.goto(Path(report).as_uri())
         rows = page.locator("#items tbody tr")
         assert rows.count() == 7
@@ -325,13 +331,7 @@ def test_methods_view_zooms_and_pans_every_method_together(tmp_path):
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
         page = browser.new_page(viewport={"width": 1300, "height": 900})
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-        page.on(
-            "request",
-            lambda r: problems.append(f"request: {r.url}") if not r.url.startswith(("file:", "data:")) else None,
-        )
+        problems = _watch(page)
         page.goto(out.as_uri())
         assert page.locator("#method-table td.best").count() == 3  # edsr wins every column
         assert page.locator("#viewer").evaluate("e => getComputedStyle(e).display") == "none"

@@ -39,6 +39,12 @@ def methods_tree(tmp_path, write_png):
     return tmp_path
 
 
+def _run(root) -> Run:
+    """The two methods of ``methods_tree`` scored in-process, through the library."""
+    methods = (("bicubic", root / "out/bicubic"), ("edsr", root / "out/edsr"))
+    return iqeval.run(iqeval.CompareConfig(pred=root / "out/edsr", gt=root / "gt", methods=methods, jobs=1))
+
+
 def run_methods(root, *extra):
     args = ["compare", "--gt", str(root / "gt"), "--pred", f"bicubic={root / 'out/bicubic'}"]
     args += ["--pred", f"edsr={root / 'out/edsr'}", *extra]
@@ -73,14 +79,7 @@ def test_each_ground_truth_is_decoded_once(methods_tree, monkeypatch):
         return real(self, max_pixels)
 
     monkeypatch.setattr(ImageSource, "decode", counting)
-    run = iqeval.run(
-        iqeval.CompareConfig(
-            pred=root / "out/edsr",
-            gt=root / "gt",
-            methods=(("bicubic", root / "out/bicubic"), ("edsr", root / "out/edsr")),
-            jobs=1,
-        )
-    )
+    run = _run(root)
     assert run.summary.n_ok == 19
     gt_reads = [p for p in decoded if "/gt/" in p]
     assert len(gt_reads) == len(set(gt_reads)) == 10
@@ -88,14 +87,7 @@ def test_each_ground_truth_is_decoded_once(methods_tree, monkeypatch):
 
 def test_paired_statistics_against_scipy_and_a_bootstrap_written_out(methods_tree):
     root = methods_tree
-    run = iqeval.run(
-        iqeval.CompareConfig(
-            pred=root / "out/edsr",
-            gt=root / "gt",
-            methods=(("bicubic", root / "out/bicubic"), ("edsr", root / "out/edsr")),
-            jobs=1,
-        )
-    )
+    run = _run(root)
     p = paired(run, "bicubic", "edsr", "psnr")
     a = {r.id.split("/", 1)[1]: r.scores["psnr"] for r in run.items if r.keys["method"] == "bicubic"}
     b = {r.id.split("/", 1)[1]: r.scores["psnr"] for r in run.items if r.keys["method"] == "edsr"}

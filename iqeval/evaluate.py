@@ -261,9 +261,12 @@ def evaluate(
     bundle_map = (
         map if mapper is not None else choose_mapper(config.jobs, config.scheduler, len(groups), work.crashed_bundle)
     )
+    ahead = 0  # results leave in item order, as soon as every earlier item is done
     for results in bundle_map(work.bundle, groups):
         by_id.update((r.id, r) for r in results)
-    yield from (by_id[item.id] for item in items)
+        while ahead < len(items) and items[ahead].id in by_id:
+            yield by_id.pop(items[ahead].id)
+            ahead += 1
 
 
 @dataclass(frozen=True)

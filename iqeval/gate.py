@@ -286,7 +286,12 @@ def load_report(path: str | Path) -> Run:
         raise BaselineError(f"{p}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
     except RecursionError:
         raise BaselineError(f"{p}: not an iqeval batch report: nested too deeply") from None
-    return Run.from_doc(validate_report(doc, p))
+    validate_report(doc, p)
+    try:
+        return Run.from_doc(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # a field validate_report does not check (counts, checks, paired, frames) is damaged
+        raise BaselineError(f"{p}: not an iqeval batch report (written by --json on two folders): {exc!r}") from exc
 
 
 def check_comparable(old: Mapping[str, Any], new: Mapping[str, Any], old_name: str = "baseline") -> None:

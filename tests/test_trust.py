@@ -944,3 +944,24 @@ def test_a_folder_that_cannot_be_written_is_refused_before_scoring(scored, tmp_p
     assert result.output.splitlines()[-1] == (
         f"Error: --csv {tmp_path / 'readonly' / 'r.csv'}: cannot write in {tmp_path / 'readonly'} (Permission denied)"
     )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.update(counts="many"),
+        lambda d: d.update(checks=[{"name": "x"}]),
+        lambda d: d.update(paired=[{"a": "x"}]),
+        lambda d: d["items"][0].update(frames={"ssim": [1.0], "psnr": [1.0, 2.0], "mse": [1.0]}),
+        lambda d: d.update(tool="iqeval"),
+    ],
+)
+def test_damaged_optional_fields_are_one_line_exit_2(scored, tmp_path, damage):
+    base = scored[2]
+    doc = json.loads(base.read_text())
+    damage(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    result = run("diff", bad, base)
+    assert result.exit_code == 2, result.output
+    assert "not an iqeval batch report" in result.output and "Traceback" not in result.output

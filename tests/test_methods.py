@@ -182,3 +182,28 @@ def test_method_usage_errors():
     assert "needs --gt DIR" in runner.invoke(cli, ["compare", "--pred", "a=x"]).output
     assert "expected NAME=DIR" in runner.invoke(cli, ["compare", "--gt", "g", "--pred", "ax"]).output
     assert "give PRED and GT" in runner.invoke(cli, ["compare", "only_one"]).output
+
+
+def test_the_latex_table_compiles(methods_tree, tmp_path):
+    import shutil
+    import subprocess
+
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("pdflatex is not installed (.ci/run installs Debian's texlive-latex-recommended)")
+    root = methods_tree
+    table = tmp_path / "table.tex"
+    assert run_methods(root, "--table", str(table), "-q").exit_code == 0
+    doc = tmp_path / "paper.tex"
+    doc.write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n\\input{table.tex}\n\\end{document}\n"
+    )
+    done = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "paper.pdf").stat().st_size > 1000

@@ -25,6 +25,16 @@ def ssim_sum(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov):  # type: ign
     ``ys``; ``w`` are the 1-D weights (odd length); every input the window
     needs must lie inside the arrays.
     """
+    return ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, False)[0]
+
+
+@njit(cache=True, nogil=True)
+def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):  # type: ignore[no-untyped-def]
+    """(sum of the SSIM map, sum of the contrast-structure map) over the same window as :func:`ssim_sum`.
+
+    With ``cs_relu`` a negative contrast-structure value counts as 0 in both
+    (pyiqa's clipping).
+    """
     k = w.shape[0]
     r = k // 2
     ncols = col1 - col0
@@ -34,6 +44,7 @@ def ssim_sum(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov):  # type: ign
     h = np.zeros((5, _BAND + 2 * r, ncols))
     u = np.empty((5, ncols))
     total = 0.0
+    total_cs = 0.0
     for b0 in range(row0, row1, _BAND):
         b1 = min(b0 + _BAND, row1)
         nrows = b1 - b0 + 2 * r
@@ -70,5 +81,9 @@ def ssim_sum(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov):  # type: ign
                 vx = cov * (u[2, jj] - ux * ux)
                 vy = cov * (u[3, jj] - uy * uy)
                 vxy = cov * (u[4, jj] - ux * uy)
-                total += ((2.0 * ux * uy + c1) * (2.0 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return total
+                cs = (2.0 * vxy + c2) / (vx + vy + c2)
+                if cs_relu and cs < 0.0:
+                    cs = 0.0
+                total += (2.0 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs
+                total_cs += cs
+    return total, total_cs

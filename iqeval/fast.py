@@ -213,23 +213,24 @@ def _mean_ssim_uniform_int(
     return total / count
 
 
-_KERNEL: list[Any] = []
+_KERNELS: dict[str, Any] = {}
 
 
-def compiled_kernel() -> Any:
-    """The compiled SSIM kernel (:mod:`iqeval._kernels`), or None where numba is missing.
+def compiled_kernel(sums: bool = False) -> Any:
+    """A compiled SSIM kernel (:mod:`iqeval._kernels`), or None where numba is missing.
 
-    Imported on first use: numba costs start-up time that the exact integer
-    path (8- and 16-bit images, uniform window) never needs.
+    ``sums`` selects the one that also sums the contrast-structure map (MS-SSIM,
+    conventions). Imported on first use: numba costs start-up time that the
+    exact integer path (8- and 16-bit images, uniform window) never needs.
     """
-    if not _KERNEL:
+    if not _KERNELS:
         try:
-            from ._kernels import ssim_sum
-        except ImportError:  # numba not installed: the numpy path below gives the same numbers
-            _KERNEL.append(None)
+            from ._kernels import ssim_cs_sums, ssim_sum
+        except ImportError:  # numba not installed: the numpy paths give the same numbers
+            _KERNELS.update(plain=None, sums=None)
         else:
-            _KERNEL.append(ssim_sum)
-    return _KERNEL[0]
+            _KERNELS.update(plain=ssim_sum, sums=ssim_cs_sums)
+    return _KERNELS["sums" if sums else "plain"]
 
 
 def mean_ssim(

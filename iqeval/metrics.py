@@ -229,8 +229,39 @@ def _window(kernel: str, win_size: int | None, sigma: float) -> tuple[np.ndarray
     return np.full(win, 1.0 / win), win * win / (win * win - 1)
 
 
+def _ssim_plane_compiled(
+    kernel: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    data_range: float,
+    weights: np.ndarray,
+    cov: float,
+    keep: bool,
+    cs_relu: bool,
+) -> tuple[float, float]:
+    """:func:`_ssim_plane` by the compiled kernel: the same sums, without full-size temporaries."""
+    r = weights.size // 2
+    h, w = x.shape
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s, cs = kernel(x, y, 1.0, 1.0, weights, r, h - r, r, w - r, c1, c2, cov, cs_relu)
+    inner = (h - 2 * r) * (w - 2 * r)
+    if not keep:
+        return s / inner, cs / inner
+    # kept borders: mirror the image by the radius (numpy's 'reflect' is scipy's 'mirror') and sum it all
+    xp, yp = np.pad(x, r, mode="reflect"), np.pad(y, r, mode="reflect")
+    s_all, _ = kernel(xp, yp, 1.0, 1.0, weights, r, h + r, r, w + r, c1, c2, cov, cs_relu)
+    return s_all / (h * w), cs / inner
+
+
 def _ssim_plane(
-    x: np.ndarray, y: np.ndarray, data_range: float, weights: np.ndarray, cov: float, keep: bool, cs_relu: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    data_range: float,
+    weights: np.ndarray,
+    cov: float,
+    keep: bool,
+    cs_relu: bool,
+    compiled: bool = False,
 ) -> tuple[float, float]:
     """(mean SSIM, mean contrast-structure) of one plane.
 
@@ -240,6 +271,9 @@ def _ssim_plane(
     no edge pixel (torchmetrics' reflect padding). The contrast-structure mean
     always covers the valid interior.
     """
+    kernel = fast.compiled_kernel(sums=True) if compiled else None
+    if kernel is not None:
+        return _ssim_plane_compiled(kernel, x, y, data_range, weights, cov, keep, cs_relu)
     from scipy import ndimage
 
     mode = "mirror" if keep else "reflect"
@@ -277,14 +311,18 @@ def wang_downsample(a: np.ndarray) -> np.ndarray:
     return a if f == 1 else _average_pool(a, f)
 
 
-def ssim_variant(x: np.ndarray, y: np.ndarray, data_range: float, options: Options) -> float:
-    """SSIM with a convention's border, downsampling and clipping choices, in float64."""
+def ssim_variant(x: np.ndarray, y: np.ndarray, data_range: float, options: Options, compiled: bool = False) -> float:
+    """SSIM with a convention's border, downsampling and clipping choices, in float64.
+
+    ``compiled`` uses the compiled kernel (the fast engine); otherwise SciPy's filters (the reference).
+    """
     weights, cov = _window(options.ssim_kernel, options.win_size, options.sigma)
     values = []
     for px, py in zip(_planes(x), _planes(y), strict=True):
         if options.downsample == "auto":
             px, py = wang_downsample(px), wang_downsample(py)
-        values.append(_ssim_plane(px, py, data_range, weights, cov, options.ssim_border == "keep", options.cs_relu)[0])
+        keep = options.ssim_border == "keep"
+        values.append(_ssim_plane(px, py, data_range, weights, cov, keep, options.cs_relu, compiled)[0])
     return float(np.mean(values))
 
 
@@ -317,7 +355,9 @@ def msssim_min_side(variant: str, window: int = 11, scales: int = 5) -> int:
         side += 1
 
 
-def msssim(pred: np.ndarray, gt: np.ndarray, *, data_range: float, variant: str = "pytorch_msssim") -> float:
+def msssim(
+    pred: np.ndarray, gt: np.ndarray, *, data_range: float, variant: str = "pytorch_msssim", compiled: bool = False
+) -> float:
     """Multi-scale SSIM (Wang et al. 2003): 5 scales, 11x11 Gaussian window (sigma 1.5), 2x2 averaging.
 
     The variants differ where the peers do: how odd sizes are pooled (see
@@ -343,7 +383,7 @@ def msssim(pred: np.ndarray, gt: np.ndarray, *, data_range: float, variant: str 
         scales = []
         for level in range(len(MSSSIM_WEIGHTS)):
             keep = keep_last and level == len(MSSSIM_WEIGHTS) - 1
-            scales.append(_ssim_plane(px, py, data_range, weights, 1.0, keep, cs_relu=pyiqa))
+            scales.append(_ssim_plane(px, py, data_range, weights, 1.0, keep, pyiqa, compiled))
             if level < len(MSSSIM_WEIGHTS) - 1:
                 px, py = _halve(px, variant), _halve(py, variant)
         per_plane.append(scales)
@@ -370,10 +410,10 @@ def _ssim_reference(x: np.ndarray, y: np.ndarray, o: Options, data_range: float)
 
 
 def _ssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
-    if not o.skimage_ssim:  # the compiled kernel computes skimage's definition only
+    if not o.skimage_ssim:  # a convention's variant: the compiled kernel on float64 planes
         x = scratch.get("x", lambda: as_float(p.pred, p.pred_scale))
         y = scratch.get("y", lambda: as_float(p.gt, p.gt_scale))
-        return ssim_variant(x, y, p.info.data_range, o)
+        return ssim_variant(x, y, p.info.data_range, o, compiled=True)
     return fast.mean_ssim(
         p.pred,
         p.gt,
@@ -404,6 +444,12 @@ def _psnr_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
 
 def _msssim_reference(x: np.ndarray, y: np.ndarray, o: Options, data_range: float) -> float:
     return msssim(x, y, data_range=data_range, variant=o.msssim)
+
+
+def _msssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
+    x = scratch.get("x", lambda: as_float(p.pred, p.pred_scale))
+    y = scratch.get("y", lambda: as_float(p.gt, p.gt_scale))
+    return msssim(x, y, data_range=p.info.data_range, variant=o.msssim, compiled=True)
 
 
 def _msssim_too_small(width: int, height: int, o: Options) -> str | None:
@@ -451,6 +497,7 @@ METRICS: dict[str, Metric] = {
         "",
         True,
         reference=_msssim_reference,
+        fast=_msssim_fast,
         options=("msssim",),
         too_small=_msssim_too_small,
         decimals=6,

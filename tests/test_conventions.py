@@ -286,3 +286,15 @@ def test_mutation_each_setting_changes_the_number(convention, flip):
     base = iqeval.compare_images(pred, gt, convention=convention, scale=4)
     flipped = iqeval.compare_images(pred, gt, convention=convention, scale=4, **flip)
     assert abs(base["ssim"] - flipped["ssim"]) > 1e-6 or abs(base["psnr"] - flipped["psnr"]) > 1e-6
+
+
+@pytest.mark.parametrize("convention", list(CONVENTIONS))
+def test_both_engines_agree_on_every_convention(convention):
+    # the fast engine runs the compiled kernel for every variant; the skimage engine SciPy's filters
+    pred, gt = _pair((600, 520))
+    metrics = "ssim,psnr,mse,msssim"
+    fast = iqeval.compare_images(pred, gt, convention=convention, scale=2, metrics=metrics)
+    ref = iqeval.compare_images(pred, gt, convention=convention, scale=2, metrics=metrics, engine="skimage")
+    for m in ("ssim", "psnr", "msssim"):
+        assert fast[m] == pytest.approx(ref[m], abs=1e-9), m
+    assert fast["mse"] == pytest.approx(ref["mse"], rel=1e-12)

@@ -333,6 +333,7 @@ class Evaluator:
             "pred_name": None,
             "methods": [],
             "truncate_frames": False,
+            "frame_offset": 0,
             "group_by": self.group_by,
         }
 

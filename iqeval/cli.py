@@ -319,6 +319,15 @@ be written; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
 )
 @click.option("--truncate-frames", is_flag=True, help="Score the common frames of sequences of different lengths.")
 @click.option(
+    "--frame-offset",
+    type=int,
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="The prediction starts N frames later than the ground truth (negative: earlier); the frames "
+    "before are skipped.",
+)
+@click.option(
     "--fail-under",
     multiple=True,
     metavar="METRIC=VALUE",
@@ -519,6 +528,7 @@ def _config(o: dict[str, Any]) -> CompareConfig:
         sequences="never" if o["no_frame_folders"] else (o["sequences"] or "auto"),
         pred_name=o["pred_name"],
         truncate_frames=o["truncate_frames"],
+        frame_offset=o["frame_offset"],
         group_by=o["group_by"],
         jobs=o["jobs"],
         scheduler=o["scheduler"],

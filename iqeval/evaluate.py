@@ -52,6 +52,7 @@ class CompareConfig:
     sequences: Sequences = "auto"
     pred_name: str | None = None
     truncate_frames: bool = False
+    frame_offset: int = 0  # > 0: the prediction starts that many frames later than the ground truth
     group_by: str | None = None
     jobs: int = 0  # 0: all CPUs
     scheduler: str | None = None
@@ -75,6 +76,7 @@ class CompareConfig:
             "pred_name": self.pred_name,
             "methods": [name for name, _ in self.methods],
             "truncate_frames": self.truncate_frames,
+            "frame_offset": self.frame_offset,
             "group_by": self.group_by,
         }
 
@@ -124,12 +126,23 @@ def score_sequence(
     engine: Engine,
     truncate: bool,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    frame_offset: int = 0,
 ) -> tuple[np.ndarray, PairInfo, tuple[str, ...]]:
-    """Score two sequences frame by frame, streaming both; returns (scores, info, warnings)."""
+    """Score two sequences frame by frame, streaming both; returns (scores, info, warnings).
+
+    ``frame_offset`` N > 0: the prediction starts N frames later (the first N
+    ground-truth frames are skipped); N < 0: it starts earlier (its own first
+    -N frames are skipped).
+    """
     rows: list[list[float]] = []
     info: PairInfo | None = None
     notes: set[str] = set()
     pred_frames, gt_frames = frames_of(pred, max_pixels), frames_of(gt, max_pixels)
+    skipped_gt, skipped_pred = max(frame_offset, 0), max(-frame_offset, 0)
+    for _ in range(skipped_gt):
+        next(gt_frames, None)
+    for _ in range(skipped_pred):
+        next(pred_frames, None)
     index = 0
     warnings: tuple[str, ...] = ()
     while True:
@@ -138,15 +151,15 @@ def score_sequence(
         if p is None or g is None:
             if p is None and g is None:
                 break
-            n_p = index + (0 if p is None else 1 + sum(1 for _ in pred_frames))
-            n_g = index + (0 if g is None else 1 + sum(1 for _ in gt_frames))
+            n_p = skipped_pred + index + (0 if p is None else 1 + sum(1 for _ in pred_frames))
+            n_g = skipped_gt + index + (0 if g is None else 1 + sum(1 for _ in gt_frames))
             message = f"frame count mismatch: {pred.path} has {n_p} frames but {gt.path} has {n_g}"
             if not truncate:
                 raise SequenceError(message)
             warnings = (f"{message}; scored the first {index}",)
             break
         scores, frame_info = score_arrays(
-            p.array, g.array, options, pred.frame_name(index), gt.frame_name(index), engine
+            p.array, g.array, options, pred.frame_name(index + skipped_pred), gt.frame_name(index + skipped_gt), engine
         )
         info = info or frame_info
         notes.update(n for n in (p.note, g.note) if n)
@@ -197,6 +210,7 @@ def evaluate_item(
     group_by: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     gt_decoded: Decoded | None = None,
+    frame_offset: int = 0,
 ) -> ItemResult:
     """Score one item; bad input becomes an error result, never an exception.
 
@@ -215,7 +229,7 @@ def evaluate_item(
             scores, info = score_arrays(p.array, g.array, options, pred, gt, engine)
             notes = tuple(n for n in (p.note, g.note) if n)
             return result(scores, info=replace(info, conversions=notes + info.conversions) if notes else info)
-        frames, info, warnings = score_sequence(item.pred, item.gt, options, engine, truncate, max_pixels)
+        frames, info, warnings = score_sequence(item.pred, item.gt, options, engine, truncate, max_pixels, frame_offset)
     except IqevalError as exc:
         return result({}, error=str(exc))
     except MemoryError:
@@ -244,7 +258,13 @@ def evaluate(
     items = list(items)
     registered = tuple(METRICS[m] for m in config.options.metrics if m not in BUILTIN_METRICS)
     work = _ItemScorer(
-        config.options, config.engine, config.truncate_frames, config.group_by, config.max_pixels, registered
+        config.options,
+        config.engine,
+        config.truncate_frames,
+        config.group_by,
+        config.max_pixels,
+        registered,
+        config.frame_offset,
     )
     if not config.methods:
         if mapper is None:
@@ -281,11 +301,20 @@ class _ItemScorer:
     # metrics registered at run time travel with the work: a worker started by
     # forkserver, spawn or Dask imports iqeval afresh and knows only the built-in ones
     registered: tuple[Metric, ...] = ()
+    frame_offset: int = 0
 
     def __call__(self, item: Item) -> ItemResult:
         for metric in self.registered:
             METRICS.setdefault(metric.name, metric)
-        return evaluate_item(item, self.options, self.engine, self.truncate, self.group_by, self.max_pixels)
+        return evaluate_item(
+            item,
+            self.options,
+            self.engine,
+            self.truncate,
+            self.group_by,
+            self.max_pixels,
+            frame_offset=self.frame_offset,
+        )
 
     def crashed(self, item: Item, reason: str) -> ItemResult:
         """The result of an item whose worker process died."""
@@ -301,7 +330,9 @@ class _ItemScorer:
         except IqevalError as exc:
             return [item_result(item, self.options, self.group_by, {}, error=str(exc)) for item in items]
         return [
-            evaluate_item(item, self.options, self.engine, self.truncate, self.group_by, self.max_pixels, gt)
+            evaluate_item(
+                item, self.options, self.engine, self.truncate, self.group_by, self.max_pixels, gt, self.frame_offset
+            )
             for item in items
         ]
 

@@ -24,7 +24,7 @@ from .report import format_score
 from .results import READABLE_SCHEMAS, Change, Check, Presence, Run
 from .stats import plural
 
-_OPTION_DEFAULTS = {k: v for k, v in Options().as_dict().items() if k != "metrics"}
+_OPTION_DEFAULTS = {k: v for k, v in Options().as_dict().items() if k != "metrics"} | {"frame_offset": 0}
 
 # options that change what the numbers mean; reports that differ in any are not comparable
 COMPARABLE = (
@@ -46,6 +46,7 @@ COMPARABLE = (
     "msssim",
     "mod_crop",
     "psnr_color",
+    "frame_offset",
 )
 
 _CONDITION = re.compile(

@@ -23,7 +23,7 @@ from .errors import LoadError
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".pbm", ".tga"}
 )
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".gif", ".m4v"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".gif", ".m4v", ".y4m"})
 
 # PNG colour types whose 16-bit variant Pillow silently reduces to 8 bits.
 _PNG16_PYAV_FORMATS = {2: "rgb48le", 6: "rgba64le", 4: "ya16le"}

@@ -124,3 +124,44 @@ def test_item_keys_default_and_regex():
     rx = r"(?P<scene>[^/]+)/(?P<output>[^/.]+)"
     assert item_keys("s1/out_a", rx) == {"scene": "s1", "output": "out_a"}
     assert item_keys("loose", rx) is None
+
+
+def _y4m(path, frames):
+    """A yuv420p y4m file written by hand: the header, then FRAME and the three planes of each frame."""
+    h, w = frames[0][0].shape
+    data = f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n".encode()
+    for y, u, v in frames:
+        data += b"FRAME\n" + y.tobytes() + u.tobytes() + v.tobytes()
+    path.write_bytes(data)
+
+
+def test_y4m_is_a_video_and_frame_offset_aligns_a_shifted_clip(tmp_path):
+    import av
+
+    rng = np.random.default_rng(0)
+    planes = [
+        (
+            rng.integers(16, 235, (24, 32), dtype=np.uint8),
+            rng.integers(16, 240, (12, 16), dtype=np.uint8),
+            rng.integers(16, 240, (12, 16), dtype=np.uint8),
+        )
+        for _ in range(6)
+    ]
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    _y4m(tmp_path / "gt" / "clip.y4m", planes)
+    _y4m(tmp_path / "pred" / "clip.y4m", planes[2:])  # starts two frames later
+    with av.open(str(tmp_path / "gt" / "clip.y4m")) as c:  # decoded independently: PyAV to RGB
+        theirs = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+    from iqeval.sources import Source
+
+    ours = [d.array for d in Source(tmp_path / "gt" / "clip.y4m", "video").decode()]
+    assert len(ours) == 6 and all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    config = CompareConfig(pred=tmp_path / "pred", gt=tmp_path / "gt", jobs=1)
+    (plain,) = evaluate(config)
+    assert plain.error is not None and "frame count mismatch" in plain.error
+    (aligned,) = evaluate(CompareConfig(pred=tmp_path / "pred", gt=tmp_path / "gt", jobs=1, frame_offset=2))
+    assert aligned.ok and aligned.n_frames == 4
+    assert np.all(np.isinf(aligned.frame_scores[:, 1]))  # identical frames once aligned: PSNR inf
+    (earlier,) = evaluate(CompareConfig(pred=tmp_path / "gt", gt=tmp_path / "pred", jobs=1, frame_offset=-2))
+    assert earlier.ok and earlier.n_frames == 4 and np.all(earlier.frame_scores[:, 0] == 1.0)

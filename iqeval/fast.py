@@ -233,6 +233,16 @@ def compiled_kernel(sums: bool = False) -> Any:
     return _KERNELS["sums" if sums else "plain"]
 
 
+def window(kernel: str, win_size: int | None, sigma: float) -> tuple[np.ndarray, int, int, float]:
+    """skimage's SSIM window: (1-D weights, filter radius, window side, covariance normalisation)."""
+    if kernel == "gaussian":
+        weights, radius = _kernel(True, 0, sigma)
+        return weights, radius, win_size if win_size is not None else 2 * radius + 1, 1.0
+    win = win_size if win_size is not None else 7
+    weights, radius = _kernel(False, win, sigma)
+    return weights, radius, win, win * win / (win * win - 1)
+
+
 def mean_ssim(
     pred: np.ndarray,
     gt: np.ndarray,
@@ -254,14 +264,7 @@ def mean_ssim(
     is mirrored by the missing margin first, exactly as 'reflect' does.
     """
     gaussian = kernel == "gaussian"
-    if gaussian:
-        weights, radius = _kernel(True, 0, sigma)
-        win = win_size if win_size is not None else 2 * radius + 1
-        cov_norm = 1.0
-    else:
-        win = win_size if win_size is not None else 7
-        weights, radius = _kernel(False, win, sigma)
-        cov_norm = win * win / (win * win - 1)
+    weights, radius, win, cov_norm = window(kernel, win_size, sigma)
     pad = (win - 1) // 2
     integer = pred.dtype.kind == "u" and gt.dtype.kind == "u" and max(pred.dtype.itemsize, gt.dtype.itemsize) <= 2
     if not gaussian and integer and pred_scale == gt_scale == 1.0:
@@ -282,13 +285,12 @@ def mean_ssim(
     if compiled is not None:
         lo, hi = pad + extra, height - pad - extra
         left, right = pad + extra, width - pad - extra
-        taps = weights if gaussian else np.full(win, 1.0 / win)
         planes = [(pred, gt)] if pred.ndim == 2 else [(pred[..., c], gt[..., c]) for c in range(channels)]
         total = 0.0
         for x, y in planes:
             if x.dtype == np.float16:  # no half precision in compiled code
                 x, y = x.astype(np.float32), y.astype(np.float32)
-            total += compiled(x, y, float(pred_scale), float(gt_scale), taps, lo, hi, left, right, c1, c2, cov_norm)
+            total += compiled(x, y, float(pred_scale), float(gt_scale), weights, lo, hi, left, right, c1, c2, cov_norm)
         return total / ((hi - lo) * (right - left) * channels)
     margin = pad + extra - radius  # first input row/column a kept output needs
     out_rows = range(pad + extra, height - pad - extra)

@@ -23,7 +23,6 @@ import numpy as np
 
 from . import fast
 from .errors import ConfigError
-from .fast import TRUNCATE
 
 if TYPE_CHECKING:  # types only: prepare imports this module
     from .prepare import Options, Prepared
@@ -133,11 +132,7 @@ def compute(names: Iterable[str], prep: Prepared, options: Options, engine: Engi
 
 def ssim_window(kernel: str, win_size: int | None, sigma: float) -> int:
     """Side of the SSIM window as skimage derives it."""
-    if win_size is not None:
-        return win_size
-    if kernel == "gaussian":
-        return 2 * int(TRUNCATE * sigma + 0.5) + 1
-    return 7
+    return fast.window(kernel, win_size, sigma)[2]
 
 
 def ssim_kwargs(kernel: str, win_size: int | None, sigma: float) -> dict[str, Any]:
@@ -218,15 +213,6 @@ def ssim(
 # ---------------------------------------------------------------- SSIM variants and MS-SSIM
 
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli and Bovik (2003)
-
-
-def _window(kernel: str, win_size: int | None, sigma: float) -> tuple[np.ndarray, float]:
-    """1-D weights of the SSIM window and the covariance normalisation, as skimage uses them."""
-    if kernel == "gaussian":
-        weights, _ = fast._kernel(True, 0, sigma)
-        return weights, 1.0
-    win = win_size if win_size is not None else 7
-    return np.full(win, 1.0 / win), win * win / (win * win - 1)
 
 
 def _ssim_plane_compiled(
@@ -316,7 +302,7 @@ def ssim_variant(x: np.ndarray, y: np.ndarray, data_range: float, options: Optio
 
     ``compiled`` uses the compiled kernel (the fast engine); otherwise SciPy's filters (the reference).
     """
-    weights, cov = _window(options.ssim_kernel, options.win_size, options.sigma)
+    weights, _, _, cov = fast.window(options.ssim_kernel, options.win_size, options.sigma)
     values = []
     for px, py in zip(_planes(x), _planes(y), strict=True):
         if options.downsample == "auto":

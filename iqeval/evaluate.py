@@ -32,8 +32,6 @@ __all__ = [
     "compile_group_by",
     "evaluate",
     "evaluate_item",
-    "frame_of",
-    "frames_of",
     "item_keys",
     "item_result",
     "score_sequence",
@@ -109,16 +107,6 @@ def keys_of(item: Item, group_by: str | None) -> dict[str, str]:
     return {"method": item.method, **keys} if item.method else keys
 
 
-def frames_of(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
-    """Stream the decoded frames of a source (one for a still image); see :meth:`Source.decode`."""
-    return source.decode(max_pixels)
-
-
-def frame_of(source: Source, index: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """One decoded frame of a source; see :meth:`Source.frame`."""
-    return source.frame(index, max_pixels)
-
-
 def score_sequence(
     pred: Source,
     gt: Source,
@@ -137,7 +125,7 @@ def score_sequence(
     rows: list[list[float]] = []
     info: PairInfo | None = None
     notes: set[str] = set()
-    pred_frames, gt_frames = frames_of(pred, max_pixels), frames_of(gt, max_pixels)
+    pred_frames, gt_frames = pred.decode(max_pixels), gt.decode(max_pixels)
     skipped_gt, skipped_pred = max(frame_offset, 0), max(-frame_offset, 0)
     for _ in range(skipped_gt):
         next(gt_frames, None)

@@ -570,12 +570,11 @@ def test_pixel_limit_applies_to_every_reader(tmp_path, kind):
         path = tmp_path / f"a.{kind}"
         iio.imwrite(path, img)
     from iqeval.discovery import Source
-    from iqeval.evaluate import frames_of
 
     source = Source(path, "video" if kind in ("mp4", "gif") else "image")
     with pytest.raises(LoadError, match=r"is 30x20 \(600 pixels\), above the limit of 599 pixels"):
-        list(frames_of(source, 599))
-    assert len(list(frames_of(source, 600))) >= 1
+        list(source.decode(599))
+    assert len(list(source.decode(600))) >= 1
 
 
 def _kill_on_three(x: int) -> int:

@@ -87,3 +87,92 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):
                 total += (2.0 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs
                 total_cs += cs
     return total, total_cs
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _sum(a):  # type: ignore[no-untyped-def]
+    """The sum of a 1-D float64 array, reassociated so that it vectorises (only this sum may be)."""
+    total = 0.0
+    for v in a:
+        total += v
+    return total
+
+
+@njit(cache=True, nogil=True)
+def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
+    """Sum of the uniform-window SSIM map of two unsigned-integer planes, from exact window sums.
+
+    ``x`` and ``y`` are 2-D (any unsigned dtype up to 16 bits, any strides).
+    ``col`` is a zeroed (5, width) array of the accumulator type
+    (:func:`iqeval.fast.integer_accumulator`: int32 for 8-bit data, so the
+    loops vectorise twice as wide). The column sums of the five moments are
+    kept as running sums down the image; each output row then sums ``win``
+    of them along the row, and the float formula after them is
+    :func:`iqeval.fast._mean_ssim_uniform_int`'s, operation for operation.
+    Returns the sum over the pixels at least ``win // 2`` from every edge,
+    added row by row.
+    """
+    height, width = x.shape
+    pad = win // 2
+    n = win * win
+    out = width - win + 1
+    hs = np.zeros((5, out), dtype=col.dtype)
+    row = np.empty(out)
+    total = 0.0
+    for i in range(win - 1):  # the first win - 1 rows of the first window
+        for j in range(width):
+            a = col.dtype.type(x[i, j])
+            b = col.dtype.type(y[i, j])
+            col[0, j] += a
+            col[1, j] += b
+            col[2, j] += a * a
+            col[3, j] += b * b
+            col[4, j] += a * b
+    for o in range(pad, height - pad):
+        new = o + pad
+        for j in range(width):
+            a = col.dtype.type(x[new, j])
+            b = col.dtype.type(y[new, j])
+            col[0, j] += a
+            col[1, j] += b
+            col[2, j] += a * a
+            col[3, j] += b * b
+            col[4, j] += a * b
+        for m in range(5):
+            for j in range(out):
+                hs[m, j] = col[m, j]
+            for t in range(1, win):
+                for j in range(out):
+                    hs[m, j] += col[m, j + t]
+        for j in range(out):
+            sx = hs[0, j]
+            sy = hs[1, j]
+            p = sx * sy
+            q = sx * sx + sy * sy
+            num = float(p) * 2.0 + c1n
+            a2 = float(n * hs[4, j] - p) * (2.0 * cn) + c2n
+            den = float(q) + c1n
+            b2 = float(n * hs[2, j] + n * hs[3, j] - q) * cn + c2n
+            row[j] = (num * a2) / (den * b2)
+        total += _sum(row)
+        old = o - pad
+        for j in range(width):
+            a = col.dtype.type(x[old, j])
+            b = col.dtype.type(y[old, j])
+            col[0, j] -= a
+            col[1, j] -= b
+            col[2, j] -= a * a
+            col[3, j] -= b * b
+            col[4, j] -= a * b
+    return total
+
+
+@njit(cache=True, nogil=True)
+def sse_int(x, y):  # type: ignore[no-untyped-def]
+    """Exact sum of squared differences of two unsigned-integer 2-D arrays of one shape (any strides), as int64."""
+    total = np.int64(0)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            d = np.int64(x[i, j]) - np.int64(y[i, j])
+            total += d * d
+    return total

@@ -41,6 +41,8 @@ def sum_squared_error(pred: np.ndarray, gt: np.ndarray, pred_scale: float, gt_sc
     """Sum of squared differences, exact for integer inputs."""
     rows = _band_rows(pred.shape[1], 1 if pred.ndim == 2 else pred.shape[2], 8)
     integer = pred.dtype.kind == "u" and gt.dtype.kind == "u" and pred_scale == gt_scale == 1.0
+    if integer and (kernel := _compiled("sse_int")) is not None:
+        return float(sum(int(kernel(x, y)) for x, y in zip(_planes(pred), _planes(gt), strict=True)))
     if integer:
         total = 0
         wide = np.int32 if max(pred.dtype.itemsize, gt.dtype.itemsize) <= 2 else np.int64
@@ -223,14 +225,24 @@ def compiled_kernel(sums: bool = False) -> Any:
     conventions). Imported on first use: numba costs start-up time that the
     exact integer path (8- and 16-bit images, uniform window) never needs.
     """
+    return _compiled("sums" if sums else "plain")
+
+
+def _compiled(name: str) -> Any:
+    """A compiled kernel by name (plain, sums, box_int, sse_int), or None where numba is missing."""
     if not _KERNELS:
         try:
-            from ._kernels import ssim_cs_sums, ssim_sum
+            from ._kernels import sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
         except ImportError:  # numba not installed: the numpy paths give the same numbers
-            _KERNELS.update(plain=None, sums=None)
+            _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None)
         else:
-            _KERNELS.update(plain=ssim_sum, sums=ssim_cs_sums)
-    return _KERNELS["sums" if sums else "plain"]
+            _KERNELS.update(plain=ssim_sum, sums=ssim_cs_sums, box_int=ssim_box_int, sse_int=sse_int)
+    return _KERNELS[name]
+
+
+def _planes(a: np.ndarray) -> list[np.ndarray]:
+    """The 2-D planes of an image (its channels), as views."""
+    return [a] if a.ndim == 2 else [a[..., c] for c in range(a.shape[2])]
 
 
 def window(kernel: str, win_size: int | None, sigma: float) -> tuple[np.ndarray, int, int, float]:
@@ -271,7 +283,18 @@ def mean_ssim(
         top = max(np.iinfo(pred.dtype).max, np.iinfo(gt.dtype).max)
         wide = integer_accumulator(int(top), win)
         if wide is not None:
-            return _mean_ssim_uniform_int(pred, gt, win, data_range, wide)
+            kernel_int = _compiled("box_int") if min(pred.shape[:2]) >= win else None
+            if kernel_int is None:
+                return _mean_ssim_uniform_int(pred, gt, win, data_range, wide)
+            n = win * win
+            c1n, c2n = (0.01 * data_range) ** 2 * n * n, (0.03 * data_range) ** 2 * n * n
+            total = 0.0
+            for x, y in zip(_planes(pred), _planes(gt), strict=True):
+                col = np.zeros((5, x.shape[1]), dtype=wide)
+                total += kernel_int(x, y, win, c1n, c2n, n / (n - 1), col)
+            pad = win // 2
+            planes = 1 if pred.ndim == 2 else pred.shape[2]
+            return total / ((pred.shape[0] - 2 * pad) * (pred.shape[1] - 2 * pad) * planes)
     extra = max(0, radius - pad)
     if extra:
         spec = ((extra, extra), (extra, extra)) + (((0, 0),) if pred.ndim == 3 else ())

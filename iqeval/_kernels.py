@@ -98,7 +98,7 @@ def _sum(a):  # type: ignore[no-untyped-def]
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")  # numpy's error model: the loops vectorise
 def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
     """Sum of the uniform-window SSIM map of two unsigned-integer planes, from exact window sums.
 
@@ -106,20 +106,22 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
     ``col`` is a zeroed (5, width) array of the accumulator type
     (:func:`iqeval.fast.integer_accumulator`: int32 for 8-bit data, so the
     loops vectorise twice as wide). The column sums of the five moments are
-    kept as running sums down the image; each output row then sums ``win``
-    of them along the row, and the float formula after them is
+    kept as running sums down the image (one row in, one row out, in one
+    pass); each output row then sums ``win`` of them along the row (unrolled
+    for the default 7), and the float formula after them is
     :func:`iqeval.fast._mean_ssim_uniform_int`'s, operation for operation.
     Returns the sum over the pixels at least ``win // 2`` from every edge,
     added row by row.
     """
     height, width = x.shape
     pad = win // 2
-    n = win * win
+    nf = float(win * win)
+    tcn = 2.0 * cn
     out = width - win + 1
     hs = np.zeros((5, out), dtype=col.dtype)
     row = np.empty(out)
     total = 0.0
-    for i in range(win - 1):  # the first win - 1 rows of the first window
+    for i in range(win):  # the first window
         for j in range(width):
             a = col.dtype.type(x[i, j])
             b = col.dtype.type(y[i, j])
@@ -129,41 +131,43 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
             col[3, j] += b * b
             col[4, j] += a * b
     for o in range(pad, height - pad):
-        new = o + pad
-        for j in range(width):
-            a = col.dtype.type(x[new, j])
-            b = col.dtype.type(y[new, j])
-            col[0, j] += a
-            col[1, j] += b
-            col[2, j] += a * a
-            col[3, j] += b * b
-            col[4, j] += a * b
+        if o > pad:  # slide the window down one row: one row in, one row out
+            new, old = o + pad, o - pad - 1
+            for j in range(width):
+                a = col.dtype.type(x[new, j])
+                b = col.dtype.type(y[new, j])
+                a0 = col.dtype.type(x[old, j])
+                b0 = col.dtype.type(y[old, j])
+                col[0, j] += a - a0
+                col[1, j] += b - b0
+                col[2, j] += a * a - a0 * a0
+                col[3, j] += b * b - b0 * b0
+                col[4, j] += a * b - a0 * b0
         for m in range(5):
+            if win == 7:
+                for j in range(out):
+                    hs[m, j] = (col[m, j] + col[m, j + 1] + col[m, j + 2] + col[m, j + 3]) + (
+                        col[m, j + 4] + col[m, j + 5] + col[m, j + 6]
+                    )
+                continue
             for j in range(out):
                 hs[m, j] = col[m, j]
             for t in range(1, win):
                 for j in range(out):
                     hs[m, j] += col[m, j + t]
+        # every product and difference of window sums below is an integer, under 2**53 for the
+        # windows and depths the caller sends here, so float64 holds it exactly
         for j in range(out):
-            sx = hs[0, j]
-            sy = hs[1, j]
+            sx = float(hs[0, j])
+            sy = float(hs[1, j])
             p = sx * sy
             q = sx * sx + sy * sy
-            num = float(p) * 2.0 + c1n
-            a2 = float(n * hs[4, j] - p) * (2.0 * cn) + c2n
-            den = float(q) + c1n
-            b2 = float(n * hs[2, j] + n * hs[3, j] - q) * cn + c2n
+            num = p * 2.0 + c1n
+            a2 = (nf * float(hs[4, j]) - p) * tcn + c2n
+            den = q + c1n
+            b2 = (nf * float(hs[2, j]) + nf * float(hs[3, j]) - q) * cn + c2n
             row[j] = (num * a2) / (den * b2)
         total += _sum(row)
-        old = o - pad
-        for j in range(width):
-            a = col.dtype.type(x[old, j])
-            b = col.dtype.type(y[old, j])
-            col[0, j] -= a
-            col[1, j] -= b
-            col[2, j] -= a * a
-            col[3, j] -= b * b
-            col[4, j] -= a * b
     return total
 
 

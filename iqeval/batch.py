@@ -334,6 +334,9 @@ class Evaluator:
             "methods": [],
             "truncate_frames": False,
             "frame_offset": 0,
+            "align": None,
+            "pool": {},
+            "raw": None,
             "group_by": self.group_by,
         }
 

@@ -40,9 +40,9 @@ from .gate import (
     presence_check,
 )
 from .html import html_report
-from .io import DEFAULT_MAX_PIXELS, is_image_path
+from .io import DEFAULT_MAX_PIXELS, RawFormat, is_image_path
 from .maps import Visual, map_files, map_names, visual, worst
-from .metrics import parse_metrics
+from .metrics import parse_metrics, parse_pool
 from .outputs import Staging, check_targets
 from .prepare import ALPHAS, COLORS, KERNELS, OUT_OF_RANGE, Options
 from .report import (
@@ -240,8 +240,9 @@ be written; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
     "--color",
     type=click.Choice(COLORS),
     default=None,
-    help="rgb: channels as stored; y: BT.601 luma (MATLAB rgb2ycbcr); gray: skimage rgb2gray; yiq: full-range "
-    "BT.601 luma (pyiqa).  [default: the convention's; skimage: rgb]",
+    help="rgb: channels as stored; y: BT.601 luma (MATLAB rgb2ycbcr), or the decoded Y plane of two YUV "
+    "videos; gray: skimage rgb2gray; yiq: full-range BT.601 luma (pyiqa); yuv: the Y, U and V planes of two "
+    "YUV videos, pooled by area (FFmpeg).  [default: the convention's; skimage: rgb]",
 )
 @click.option(
     "--crop-border",
@@ -326,6 +327,42 @@ be written; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
     metavar="N",
     help="The prediction starts N frames later than the ground truth (negative: earlier); the frames "
     "before are skipped.",
+)
+@click.option(
+    "--align",
+    type=click.Choice(["none", "auto"]),
+    default="none",
+    show_default=True,
+    help="auto: search --frame-offset ± --align-window for the offset whose first 8 frames give the highest "
+    "PSNR, per sequence; the offset found is in the report.",
+)
+@click.option(
+    "--align-window",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    metavar="N",
+    help="How far --align auto searches, in frames either way.",
+)
+@click.option(
+    "--pool",
+    "pool_spec",
+    default=None,
+    metavar="POOL|METRIC=POOL,...",
+    help="How a sequence's frames pool into its score: mean, harmonic (libvmaf's), min, max, median or pN "
+    "(a percentile, e.g. p5); for every metric, or per metric (psnr=min,ssim=harmonic).  [default: mean]",
+)
+@click.option(
+    "--video-size",
+    default=None,
+    metavar="WxH",
+    help="The frame size of raw .yuv files (FFmpeg's -video_size), e.g. 1920x1080; needs --pix-fmt.",
+)
+@click.option(
+    "--pix-fmt",
+    default=None,
+    metavar="FMT",
+    help="The pixel format of raw .yuv files (FFmpeg's -pix_fmt): yuv420p, yuv420p10le, yuv444p, gray, ...",
 )
 @click.option(
     "--fail-under",
@@ -529,6 +566,9 @@ def _config(o: dict[str, Any]) -> CompareConfig:
         pred_name=o["pred_name"],
         truncate_frames=o["truncate_frames"],
         frame_offset=o["frame_offset"],
+        align=o["align_window"] if o["align"] == "auto" else None,
+        pool=_usage(lambda: parse_pool(o["pool_spec"], options.metrics)),
+        raw=_raw_format(o["video_size"], o["pix_fmt"]),
         group_by=o["group_by"],
         jobs=o["jobs"],
         scheduler=o["scheduler"],
@@ -538,6 +578,17 @@ def _config(o: dict[str, Any]) -> CompareConfig:
             thresholds, drops, baseline, f"baseline {baseline_path}", o["allow_missing"], o["significance"]
         ),
     )
+
+
+def _raw_format(video_size: str | None, pix_fmt: str | None) -> RawFormat | None:
+    if video_size is None and pix_fmt is None:
+        return None
+    if video_size is None or pix_fmt is None:
+        raise click.UsageError("--video-size and --pix-fmt go together: a raw .yuv file needs both")
+    try:
+        return RawFormat.parse(video_size, pix_fmt)
+    except ValueError as exc:
+        raise click.UsageError(say(str(exc))) from exc
 
 
 def _notes(result: Run, config: CompareConfig, o: dict[str, Any]) -> None:

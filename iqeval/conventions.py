@@ -97,6 +97,15 @@ CONVENTIONS: dict[str, Convention] = {
             },
             "pyiqa adds 1e-8 to the MSE, so identical images score 80 dB there; iqeval reports inf.",
         ),
+        Convention(
+            "ffmpeg",
+            "Y, U and V planes of YUV video at the file's bit depth, pooled by area; 8x8 blocks at stride 4",
+            "FFmpeg's ssim and psnr filters (libavfilter vf_ssim, vf_psnr): the 'All' and 'average' values",
+            "FFmpeg's filters run live through PyAV on 8- and 10-bit clips, per frame, 1e-6 (FFmpeg sums in float32)",
+            {"color": "yuv", "ssim_kernel": "ffmpeg"},
+            "For Y only (PSNR-Y, SSIM-Y as codec people report them) add --color y. Still images and RGB "
+            "videos have no YUV planes: pass --color rgb to score their channels with FFmpeg's SSIM blocks.",
+        ),
     )
 }
 """Every convention, by name."""

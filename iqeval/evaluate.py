@@ -17,18 +17,19 @@ import numpy as np
 
 from .core import Engine, score_arrays
 from .discovery import Item, Sequences, find_pairs
-from .errors import ConfigError, IqevalError, SequenceError
+from .errors import ConfigError, IqevalError
 from .gate import GateConfig
-from .io import DEFAULT_MAX_PIXELS, Decoded
-from .metrics import BUILTIN_METRICS, METRICS, POOLS, Metric
-from .parallel import choose_mapper
+from .io import DEFAULT_MAX_PIXELS, Decoded, RawFormat
+from .metrics import BUILTIN_METRICS, METRICS, Metric, pool_function
+from .parallel import choose_mapper, default_jobs
 from .prepare import Options, PairInfo
 from .results import ItemResult
-from .sources import Source
+from .video import score_sequence
 
 __all__ = [
     "CompareConfig",
     "ItemResult",
+    "SequenceSettings",
     "compile_group_by",
     "evaluate",
     "evaluate_item",
@@ -59,6 +60,13 @@ class CompareConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     # several predictions against one ground truth: (name, folder) pairs; pred is then unused
     methods: tuple[tuple[str, Path], ...] = ()
+    raw: RawFormat | None = None  # the format of headerless .yuv files
+    align: int | None = None  # search frame_offset ± align for the best offset of each sequence
+    pool: tuple[tuple[str, str], ...] = ()  # (metric, pooling) where a sequence pools otherwise than the mean
+
+    def pooling(self, metric: str) -> str:
+        """How the frames of a sequence pool into its ``metric`` value."""
+        return dict(self.pool).get(metric, METRICS[metric].pool)
 
     def key_names(self) -> tuple[str, ...]:
         """The keys every item gets."""
@@ -75,6 +83,10 @@ class CompareConfig:
             "methods": [name for name, _ in self.methods],
             "truncate_frames": self.truncate_frames,
             "frame_offset": self.frame_offset,
+            "align": self.align,
+            # the metrics whose frames pool otherwise than by their default (the mean)
+            "pool": {m: p for m in self.options.metrics if (p := self.pooling(m)) != METRICS[m].pool},
+            "raw": None if self.raw is None else f"{self.raw.width}x{self.raw.height} {self.raw.pix_fmt}",
             "group_by": self.group_by,
         }
 
@@ -107,59 +119,6 @@ def keys_of(item: Item, group_by: str | None) -> dict[str, str]:
     return {"method": item.method, **keys} if item.method else keys
 
 
-def score_sequence(
-    pred: Source,
-    gt: Source,
-    options: Options,
-    engine: Engine,
-    truncate: bool,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    frame_offset: int = 0,
-) -> tuple[np.ndarray, PairInfo, tuple[str, ...]]:
-    """Score two sequences frame by frame, streaming both; returns (scores, info, warnings).
-
-    ``frame_offset`` N > 0: the prediction starts N frames later (the first N
-    ground-truth frames are skipped); N < 0: it starts earlier (its own first
-    -N frames are skipped).
-    """
-    rows: list[list[float]] = []
-    info: PairInfo | None = None
-    notes: set[str] = set()
-    pred_frames, gt_frames = pred.decode(max_pixels), gt.decode(max_pixels)
-    skipped_gt, skipped_pred = max(frame_offset, 0), max(-frame_offset, 0)
-    for _ in range(skipped_gt):
-        next(gt_frames, None)
-    for _ in range(skipped_pred):
-        next(pred_frames, None)
-    index = 0
-    warnings: tuple[str, ...] = ()
-    while True:
-        p = next(pred_frames, None)
-        g = next(gt_frames, None)
-        if p is None or g is None:
-            if p is None and g is None:
-                break
-            n_p = skipped_pred + index + (0 if p is None else 1 + sum(1 for _ in pred_frames))
-            n_g = skipped_gt + index + (0 if g is None else 1 + sum(1 for _ in gt_frames))
-            message = f"frame count mismatch: {pred.path} has {n_p} frames but {gt.path} has {n_g}"
-            if not truncate:
-                raise SequenceError(message)
-            warnings = (f"{message}; scored the first {index}",)
-            break
-        scores, frame_info = score_arrays(
-            p.array, g.array, options, pred.frame_name(index + skipped_pred), gt.frame_name(index + skipped_gt), engine
-        )
-        info = info or frame_info
-        notes.update(n for n in (p.note, g.note) if n)
-        rows.append([scores[m] for m in options.metrics])
-        index += 1
-    if info is None:
-        raise SequenceError(f"no frames to score in {pred.path} and {gt.path}")
-    if notes:
-        info = replace(info, conversions=tuple(sorted(notes)) + info.conversions)
-    return np.asarray(rows, dtype=np.float64), info, warnings
-
-
 def item_result(
     item: Item,
     options: Options,
@@ -190,6 +149,18 @@ def item_result(
     )
 
 
+@dataclass(frozen=True)
+class SequenceSettings:
+    """How sequences are read, aligned, pooled and spread over threads."""
+
+    truncate: bool = False
+    frame_offset: int = 0
+    align: int | None = None
+    pool: tuple[tuple[str, str], ...] = ()
+    raw: RawFormat | None = None
+    threads: int = 1
+
+
 def evaluate_item(
     item: Item,
     options: Options,
@@ -199,11 +170,15 @@ def evaluate_item(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     gt_decoded: Decoded | None = None,
     frame_offset: int = 0,
+    sequence: SequenceSettings | None = None,
 ) -> ItemResult:
     """Score one item; bad input becomes an error result, never an exception.
 
-    ``gt_decoded`` is the ground truth already decoded (several methods share it).
+    ``gt_decoded`` is the ground truth already decoded (several methods share
+    it). ``sequence`` sets how videos and frame folders are read; its
+    ``truncate`` and ``frame_offset`` win over the plain arguments.
     """
+    seq = sequence or SequenceSettings(truncate=truncate, frame_offset=frame_offset)
     pred = str(item.pred.path) if item.pred else ""
     gt = str(item.gt.path) if item.gt else ""
     result = functools.partial(item_result, item, options, group_by)
@@ -217,7 +192,18 @@ def evaluate_item(
             scores, info = score_arrays(p.array, g.array, options, pred, gt, engine)
             notes = tuple(n for n in (p.note, g.note) if n)
             return result(scores, info=replace(info, conversions=notes + info.conversions) if notes else info)
-        frames, info, warnings = score_sequence(item.pred, item.gt, options, engine, truncate, max_pixels, frame_offset)
+        frames, info, warnings = score_sequence(
+            item.pred,
+            item.gt,
+            options,
+            engine,
+            seq.truncate,
+            max_pixels,
+            seq.frame_offset,
+            threads=seq.threads,
+            raw=seq.raw,
+            align=seq.align,
+        )
     except IqevalError as exc:
         return result({}, error=str(exc))
     except MemoryError:
@@ -225,8 +211,17 @@ def evaluate_item(
     except Exception as exc:  # a bug or an unforeseen decoder failure must not lose the other items
         return result({}, error=f"unexpected error ({type(exc).__name__}: {exc})")
     # each metric pools its frames its own way (the mean: one infinite frame makes it infinite)
-    pooled = {m: POOLS[METRICS[m].pool](frames[:, i]) for i, m in enumerate(options.metrics)}
+    pools = dict(seq.pool)
+    pooled = {m: pool_function(pools.get(m, METRICS[m].pool))(frames[:, i]) for i, m in enumerate(options.metrics)}
     return result(pooled, frames, info=info, warnings=warnings)
+
+
+def frame_threads(jobs: int, scheduler: str | None, n_items: int) -> int:
+    """Threads per sequence: the cores the item processes leave over (one long video gets them all)."""
+    if scheduler:
+        return 1  # Dask gives each task its own thread
+    cores = jobs if jobs > 0 else default_jobs()
+    return max(1, cores // max(1, min(cores, n_items)))
 
 
 Mapper = Callable[[Callable[[Item], ItemResult], Iterable[Item]], Iterator[ItemResult]]
@@ -248,11 +243,17 @@ def evaluate(
     work = _ItemScorer(
         config.options,
         config.engine,
-        config.truncate_frames,
         config.group_by,
         config.max_pixels,
         registered,
-        config.frame_offset,
+        SequenceSettings(
+            config.truncate_frames,
+            config.frame_offset,
+            config.align,
+            config.pool,
+            config.raw,
+            frame_threads(config.jobs, config.scheduler, len(items)),
+        ),
     )
     if not config.methods:
         if mapper is None:
@@ -283,25 +284,24 @@ class _ItemScorer:
 
     options: Options
     engine: Engine
-    truncate: bool
     group_by: str | None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     # metrics registered at run time travel with the work: a worker started by
     # forkserver, spawn or Dask imports iqeval afresh and knows only the built-in ones
     registered: tuple[Metric, ...] = ()
-    frame_offset: int = 0
+    sequence: SequenceSettings = field(default_factory=SequenceSettings)
 
-    def __call__(self, item: Item) -> ItemResult:
+    def __call__(self, item: Item, gt: Decoded | None = None) -> ItemResult:
         for metric in self.registered:
             METRICS.setdefault(metric.name, metric)
         return evaluate_item(
             item,
             self.options,
             self.engine,
-            self.truncate,
-            self.group_by,
-            self.max_pixels,
-            frame_offset=self.frame_offset,
+            group_by=self.group_by,
+            max_pixels=self.max_pixels,
+            gt_decoded=gt,
+            sequence=self.sequence,
         )
 
     def crashed(self, item: Item, reason: str) -> ItemResult:
@@ -317,12 +317,7 @@ class _ItemScorer:
             gt = next(first.gt.decode(self.max_pixels))
         except IqevalError as exc:
             return [item_result(item, self.options, self.group_by, {}, error=str(exc)) for item in items]
-        return [
-            evaluate_item(
-                item, self.options, self.engine, self.truncate, self.group_by, self.max_pixels, gt, self.frame_offset
-            )
-            for item in items
-        ]
+        return [self(item, gt) for item in items]
 
     def crashed_bundle(self, items: tuple[Item, ...], reason: str) -> list[ItemResult]:
         """The results of a bundle whose worker process died."""

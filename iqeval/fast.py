@@ -283,13 +283,17 @@ def mean_ssim(
         top = max(np.iinfo(pred.dtype).max, np.iinfo(gt.dtype).max)
         wide = integer_accumulator(int(top), win)
         if wide is not None:
-            kernel_int = _compiled("box_int") if min(pred.shape[:2]) >= win else None
+            # the compiled kernel does its formula in float64, exact while every term is under 2**53
+            fits = min(pred.shape[:2]) >= win and 2 * (win * win) ** 2 * int(top) ** 2 < 2**53
+            kernel_int = _compiled("box_int") if fits else None
             if kernel_int is None:
                 return _mean_ssim_uniform_int(pred, gt, win, data_range, wide)
             n = win * win
             c1n, c2n = (0.01 * data_range) ** 2 * n * n, (0.03 * data_range) ** 2 * n * n
             total = 0.0
             for x, y in zip(_planes(pred), _planes(gt), strict=True):
+                # a channel of an interleaved image is a strided view; a contiguous copy halves the kernel's time
+                x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
                 col = np.zeros((5, x.shape[1]), dtype=wide)
                 total += kernel_int(x, y, win, c1n, c2n, n / (n - 1), col)
             pad = win // 2

@@ -24,7 +24,11 @@ from .report import format_score
 from .results import READABLE_SCHEMAS, Change, Check, Presence, Run
 from .stats import plural
 
-_OPTION_DEFAULTS = {k: v for k, v in Options().as_dict().items() if k != "metrics"} | {"frame_offset": 0}
+_OPTION_DEFAULTS = {k: v for k, v in Options().as_dict().items() if k != "metrics"} | {
+    "frame_offset": 0,
+    "align": None,
+    "pool": {},
+}
 
 # options that change what the numbers mean; reports that differ in any are not comparable
 COMPARABLE = (
@@ -47,6 +51,8 @@ COMPARABLE = (
     "mod_crop",
     "psnr_color",
     "frame_offset",
+    "align",
+    "pool",
 )
 
 _CONDITION = re.compile(

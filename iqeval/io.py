@@ -162,6 +162,8 @@ class Decoded:
 
     array: np.ndarray
     note: str | None = None
+    # a video frame read as its planes (Y; or Y, U, V) at the file's bit depth; then array is the Y plane
+    planes: tuple[np.ndarray, ...] = ()
 
 
 def _open_pillow(path: Path) -> Any:
@@ -332,19 +334,141 @@ def _video_format(stream: object) -> str:
     return "rgb48le" if deep else "rgb24"
 
 
-def iter_frames(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[np.ndarray]:
-    """Stream the frames of a video or animated GIF, one array at a time.
+RAW_EXTENSIONS = frozenset({".yuv"})
 
-    Only one decoded frame is alive at a time on our side, so memory stays
-    bounded whatever the length of the video. The frame size is checked against
-    ``max_pixels`` from the container's header, before any frame is decoded.
-    """
-    p = Path(path)
+# planar YUV (and gray) pixel formats, whose planes are scored as decoded: name, bit depth, byte order
+_PLANAR = re.compile(r"^(?:yuvj?4(?:44|22|20|11|10|40)p|gray)(?P<bits>9|10|12|14|16)?(?P<order>le|be)?$")
+
+
+@dataclass(frozen=True)
+class RawFormat:
+    """How to read a headerless raw video file: FFmpeg's ``-video_size`` and ``-pix_fmt``."""
+
+    width: int
+    height: int
+    pix_fmt: str
+    rate: str = "25"
+
+    @classmethod
+    def parse(cls, video_size: str, pix_fmt: str) -> RawFormat:
+        """``RawFormat.parse("1920x1080", "yuv420p")``; a ValueError names what is wrong."""
+        m = re.fullmatch(r"(\d+)x(\d+)", video_size.strip())
+        if m is None or int(m[1]) < 1 or int(m[2]) < 1:
+            raise ValueError(f"video size {video_size!r} is not WIDTHxHEIGHT, e.g. 1920x1080")
+        if _PLANAR.match(pix_fmt) is None:
+            raise ValueError(
+                f"pixel format {pix_fmt!r} is not a planar YUV or gray format (yuv420p, yuv420p10le, yuv444p, gray, ...)"
+            )
+        return cls(int(m[1]), int(m[2]), pix_fmt)
+
+    def frame_bytes(self) -> int:
+        """The size of one frame in the file."""
+        import av
+
+        fmt = av.VideoFormat(self.pix_fmt, self.width, self.height)
+        sample = 1 if fmt.components[0].bits <= 8 else 2
+        planes = 1 + max(c.plane for c in fmt.components)
+        chroma = fmt.chroma_width() * fmt.chroma_height()
+        return sample * (self.width * self.height + (planes - 1) * chroma)
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """What a video's header says: pixel format, bit depth, size, frame rate."""
+
+    pix_fmt: str
+    width: int
+    height: int
+    bits: int
+    planar: bool  # planar YUV or gray: the planes can be scored as decoded
+    rate: float | None
+
+    def describe(self) -> str:
+        return f"{self.pix_fmt}, {self.bits}-bit"
+
+
+def _open_video(p: Path, raw: RawFormat | None) -> Any:
+    """Open a video container with PyAV (a raw file with its stated format), after checking the file."""
     try:
         _check_file(p)
     except OSError as exc:
         raise LoadError(f"{p}: cannot read video: {_reason(exc)}") from exc
+    import av  # PyAV, imageio's video backend; imported late to keep start-up fast
+
+    if p.suffix.lower() in RAW_EXTENSIONS:
+        if raw is None:
+            raise LoadError(f"{p}: a raw video has no header; give its --video-size WxH and --pix-fmt")
+        size, frame = p.stat().st_size, raw.frame_bytes()
+        if size % frame:
+            raise LoadError(
+                f"{p}: {size} bytes is not a whole number of {raw.width}x{raw.height} {raw.pix_fmt} frames "
+                f"({frame} bytes each; {size % frame} bytes left over)"
+            )
+        options = {"video_size": f"{raw.width}x{raw.height}", "pixel_format": raw.pix_fmt, "framerate": raw.rate}
+        try:
+            return av.open(str(p), format="rawvideo", options=options)
+        except Exception as exc:
+            raise LoadError(f"{p}: cannot read video: {_reason(exc)}") from exc
+    try:
+        return av.open(str(p))
+    except Exception as exc:
+        raise LoadError(f"{p}: cannot read video: {_reason(exc)}") from exc
+
+
+def _format_of(stream: Any) -> VideoFormat:
+    ctx = stream.codec_context
+    pix_fmt = str(ctx.pix_fmt or "")
+    m = _PLANAR.match(pix_fmt)
+    bits = int(m["bits"]) if m is not None and m["bits"] else 8
+    if m is None and ctx.format is not None and ctx.format.components:
+        bits = int(ctx.format.components[0].bits)
+    rate = stream.average_rate or stream.guessed_rate
+    return VideoFormat(
+        pix_fmt, int(ctx.width or 0), int(ctx.height or 0), bits, m is not None, float(rate) if rate else None
+    )
+
+
+def video_format(path: str | os.PathLike[str], raw: RawFormat | None = None) -> VideoFormat:
+    """A video's format from its header, nothing decoded."""
+    p = Path(path)
+    with _open_video(p, raw) as container:
+        if not container.streams.video:
+            raise LoadError(f"{p}: cannot read video: no video stream")
+        return _format_of(container.streams.video[0])
+
+
+def _plane_array(plane: Any, dtype: np.dtype) -> np.ndarray:
+    """One decoded plane as an array view (its line padding cut off); it keeps the frame alive."""
+    a = np.frombuffer(plane, dtype=dtype)
+    return a.reshape(plane.height, plane.line_size // dtype.itemsize)[:, : plane.width]
+
+
+def iter_frames(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    planes: str = "rgb",
+    raw: RawFormat | None = None,
+    threads: int = 1,
+) -> Iterator[Any]:
+    """Stream the frames of a video or animated GIF, one at a time.
+
+    ``planes="rgb"`` yields each frame as an RGB (or gray) array that keeps
+    every bit of the stream. ``"y"`` and ``"yuv"`` yield a tuple of the
+    decoded planes of a planar YUV video (Y; or Y, U and V) at the file's own
+    bit depth, with no colour conversion. Only a few decoded frames are alive
+    at a time, so memory stays bounded whatever the length of the video. The
+    frame size is checked against ``max_pixels`` from the header, before any
+    frame is decoded. ``threads`` is the decoder's thread count (frame and
+    slice threads; 1 decodes in the calling thread, which is the cheapest
+    where the caller runs its own threads).
+    """
+    p = Path(path)
     if p.suffix.lower() == ".gif":
+        try:
+            _check_file(p)
+        except OSError as exc:
+            raise LoadError(f"{p}: cannot read video: {_reason(exc)}") from exc
         size = image_size(p)
         if size is not None:
             check_pixels(p, *size, max_pixels, "GIF frame")
@@ -355,26 +479,34 @@ def iter_frames(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAUL
         except Exception as exc:
             raise LoadError(f"{p}: cannot read video: {_reason(exc)}") from exc
         return
-    import av  # PyAV, imageio's video backend; imported late to keep start-up fast
-
-    try:
-        container = av.open(str(p))
-    except Exception as exc:
-        raise LoadError(f"{p}: cannot read video: {_reason(exc)}") from exc
-    with container:
+    with _open_video(p, raw) as container:
         if not container.streams.video:
             raise LoadError(f"{p}: cannot read video: no video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
         check_pixels(p, int(ctx.width or 0), int(ctx.height or 0), max_pixels, "video frame")
-        stream.thread_type = "AUTO"  # frame-threaded decoding; output is bit-identical
+        if threads > 1:  # frame- and slice-threaded decoding; output is bit-identical
+            stream.thread_type = "AUTO"
+            ctx.thread_count = threads
+        else:
+            stream.thread_type = "NONE"
         fmt = _video_format(stream)
+        native = planes != "rgb"
+        if native:
+            vf = _format_of(stream)
+            if not vf.planar:
+                raise LoadError(f"{p}: pixel format {vf.pix_fmt} has no YUV planes to score as decoded")
+            dtype = np.dtype(np.uint8) if vf.bits <= 8 else np.dtype(">u2" if vf.pix_fmt.endswith("be") else "<u2")
+            count = 1 if planes == "y" else 3
         index = 0
         try:
             for decoded in container.decode(stream):
                 # a stream may change size midway; check before converting the frame
                 check_pixels(p, int(decoded.width), int(decoded.height), max_pixels, f"video frame {index}")
-                yield _squeeze(decoded.to_ndarray(format=fmt))
+                if native:
+                    yield tuple(_plane_array(pl, dtype) for pl in decoded.planes[:count])
+                else:
+                    yield _squeeze(decoded.to_ndarray(format=fmt))
                 index += 1
         except LoadError:
             raise

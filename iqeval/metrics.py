@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from . import fast
-from .errors import ConfigError
+from .errors import ColorModeError, ConfigError
 
 if TYPE_CHECKING:  # types only: prepare imports this module
     from .prepare import Options, Prepared
@@ -30,10 +30,60 @@ if TYPE_CHECKING:  # types only: prepare imports this module
 # skimage.metrics is imported inside the functions: it pulls in scipy.stats,
 # a second of start-up that the fast engine and the command line never need.
 
-Pooling = Literal["mean"]
+Pooling = str  # a key of POOLS, or pN for the N-th percentile
 Engine = Literal["fast", "skimage"]
-POOLS: dict[str, Callable[[np.ndarray], float]] = {"mean": lambda v: float(np.mean(v))}
-"""How per-frame values become a sequence's value (one infinite frame makes the mean infinite)."""
+
+
+def _harmonic(v: np.ndarray) -> float:
+    # libvmaf's harmonic mean, defined for every value above -1 (SSIM, PSNR, MSE alike)
+    with np.errstate(divide="ignore"):
+        inverse = float(np.mean(1.0 / (1.0 + np.asarray(v, dtype=np.float64))))
+    return math.inf if inverse == 0.0 else 1.0 / inverse - 1.0
+
+
+POOLS: dict[str, Callable[[np.ndarray], float]] = {
+    "mean": lambda v: float(np.mean(v)),
+    "harmonic": _harmonic,
+    "min": lambda v: float(np.min(v)),
+    "max": lambda v: float(np.max(v)),
+    "median": lambda v: float(np.median(v)),
+}
+"""How per-frame values become a sequence's value: ``mean`` (one infinite frame makes it
+infinite), ``harmonic`` (libvmaf's: 1 / mean(1 / (1 + x)) - 1, which weighs bad frames
+more), ``min``, ``max``, ``median``, and ``pN`` (the N-th percentile, linear
+interpolation, e.g. ``p5``). For a metric where lower is better (MSE) the bad tail
+is ``max`` and ``p95``."""
+
+
+def parse_pool(spec: str | None, metrics: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``"harmonic"`` (every metric) or ``"psnr=min,ssim=p5"`` as (metric, pooling) pairs."""
+    if not spec:
+        return ()
+    if "=" not in spec:
+        pool_function(spec.strip())
+        return tuple((m, spec.strip()) for m in metrics)
+    out = []
+    for part in spec.split(","):
+        name, _, pool = (x.strip() for x in part.partition("="))
+        if name not in metrics:
+            raise ConfigError(f"pool={spec!r}: {name!r} is not a metric being computed ({', '.join(metrics)})")
+        pool_function(pool)
+        out.append((name, pool))
+    return tuple(out)
+
+
+def pool_function(name: str) -> Callable[[np.ndarray], float]:
+    """The pooling called ``name`` (a key of :data:`POOLS`, or ``pN`` with 0 <= N <= 100)."""
+    if name in POOLS:
+        return POOLS[name]
+    if name.startswith("p"):
+        try:
+            q = float(name[1:])
+        except ValueError:
+            q = math.nan
+        if 0.0 <= q <= 100.0:
+            return lambda v: float(np.percentile(v, q))
+    raise ConfigError(f"unknown pooling {name!r}; choose from {', '.join(POOLS)} or pN (a percentile, e.g. p5)")
 
 
 class Scratch:
@@ -78,6 +128,9 @@ class Metric:
     pool: Pooling = "mean"
     decimals: int | None = None  # shown with this many decimals; None: 6 significant digits
     color_option: str = "color"  # the Options field naming the colour mode it is computed in
+    # how the Y, U and V planes of a video pool (color='yuv'): the area-weighted mean of the
+    # per-plane values, or (PSNR) the value of the area-weighted MSE, as FFmpeg's filters do
+    planes: Literal["area", "mse"] = "area"
 
     def worse(self, value: float, limit: float) -> bool:
         """True when ``value`` is worse than ``limit`` in this metric's direction (nan is always worse)."""
@@ -131,8 +184,39 @@ def compute(names: Iterable[str], prep: Prepared, options: Options, engine: Engi
 
 
 def ssim_window(kernel: str, win_size: int | None, sigma: float) -> int:
-    """Side of the SSIM window as skimage derives it."""
+    """Side of the SSIM window as skimage derives it (FFmpeg's blocks: 8)."""
+    if kernel == "ffmpeg":
+        return 8
     return fast.window(kernel, win_size, sigma)[2]
+
+
+def ffmpeg_ssim(x: np.ndarray, y: np.ndarray, max_value: int) -> float:
+    """SSIM of one plane as FFmpeg's ``ssim`` filter computes it (libavfilter/vf_ssim.c).
+
+    Sums over 4x4 blocks, each 8x8 window the 2x2 blocks around a corner (so
+    windows step by 4 pixels), exact integer sums, FFmpeg's constants rounded
+    to integers, ``(2 S1 S2 + c1)(2 (64 S12 - S1 S2) + c2) / ((S1^2 + S2^2 + c1)
+    (64 SS - S1^2 - S2^2 + c2))`` with SS the sum of both squares, averaged
+    over the windows. Pixels beyond the last whole block are not used, as in
+    FFmpeg. FFmpeg accumulates in float32 for 8-bit video; this sums in
+    float64, so the two agree to about 1e-6.
+    """
+    h4, w4 = x.shape[0] >> 2, x.shape[1] >> 2
+    a = x[: 4 * h4, : 4 * w4].astype(np.int64)
+    b = y[: 4 * h4, : 4 * w4].astype(np.int64)
+
+    def blocks(v: np.ndarray) -> np.ndarray:  # 4x4 block sums, then the 2x2 neighbourhoods: 8x8 windows
+        s = v.reshape(h4, 4, w4, 4).sum(axis=(1, 3))
+        return s[:-1, :-1] + s[1:, :-1] + s[:-1, 1:] + s[1:, 1:]
+
+    s1, s2, ss, s12 = blocks(a), blocks(b), blocks(a * a + b * b), blocks(a * b)
+    c1 = int(0.01 * 0.01 * max_value * max_value * 64 + 0.5)
+    c2 = int(0.03 * 0.03 * max_value * max_value * 64 * 63 + 0.5)
+    variance = ss * 64 - s1 * s1 - s2 * s2
+    covariance = s12 * 64 - s1 * s2
+    num = (2 * s1 * s2 + c1).astype(np.float64) * (2 * covariance + c2).astype(np.float64)
+    den = (s1 * s1 + s2 * s2 + c1).astype(np.float64) * (variance + c2).astype(np.float64)
+    return float(np.mean(num / den))
 
 
 def ssim_kwargs(kernel: str, win_size: int | None, sigma: float) -> dict[str, Any]:
@@ -389,13 +473,32 @@ def msssim(
 # ---------------------------------------------------------------- the registry
 
 
+_FFMPEG_INTEGERS = (
+    "ssim_kernel='ffmpeg' scores integer samples of one bit depth, as FFmpeg does; "
+    "these were converted (a colour mode or mixed dtypes): pass color='rgb', or a YUV video with color='yuv'"
+)
+
+
+def _ffmpeg_planes(pred: np.ndarray, gt: np.ndarray, data_range: float) -> float:
+    planes = zip(_planes(pred), _planes(gt), strict=True)
+    return float(np.mean([ffmpeg_ssim(x, y, round(data_range)) for x, y in planes]))
+
+
 def _ssim_reference(x: np.ndarray, y: np.ndarray, o: Options, data_range: float) -> float:
+    if o.ssim_kernel == "ffmpeg":  # integer samples: float64 holds them exactly
+        if not (np.array_equal(x, np.rint(x)) and np.array_equal(y, np.rint(y))):
+            raise ColorModeError(_FFMPEG_INTEGERS)
+        return _ffmpeg_planes(x.astype(np.int64), y.astype(np.int64), data_range)
     if not o.skimage_ssim:
         return ssim_variant(x, y, data_range, o)
     return ssim(x, y, data_range=data_range, kernel=o.ssim_kernel, win_size=o.win_size, sigma=o.sigma)
 
 
 def _ssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
+    if o.ssim_kernel == "ffmpeg":
+        if p.pred_scale != 1.0 or p.gt_scale != 1.0 or p.pred.dtype.kind not in "ui" or p.gt.dtype.kind not in "ui":
+            raise ColorModeError(_FFMPEG_INTEGERS)
+        return _ffmpeg_planes(p.pred, p.gt, p.info.data_range)
     if not o.skimage_ssim:  # a convention's variant: the compiled kernel on float64 planes
         x = scratch.get("x", lambda: as_float(p.pred, p.pred_scale))
         y = scratch.get("y", lambda: as_float(p.gt, p.gt_scale))
@@ -467,6 +570,7 @@ METRICS: dict[str, Metric] = {
         decimals=4,
         options=("psnr_color",),
         color_option="psnr_color",
+        planes="mse",
     ),
     "mse": Metric(
         "mse",
@@ -504,7 +608,6 @@ def register(metric: Metric) -> Metric:
     """
     if metric.name in METRICS:
         raise ConfigError(f"a metric named {metric.name!r} is already registered")
-    if metric.pool not in POOLS:
-        raise ConfigError(f"metric {metric.name!r}: unknown pooling {metric.pool!r}; choose from {', '.join(POOLS)}")
+    pool_function(metric.pool)  # a ConfigError when unknown
     METRICS[metric.name] = metric
     return metric

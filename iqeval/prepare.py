@@ -25,11 +25,11 @@ from .errors import (
 )
 from .metrics import METRICS, parse_metrics, ssim_window
 
-Color = Literal["rgb", "y", "gray", "yiq"]
-Kernel = Literal["uniform", "gaussian"]
+Color = Literal["rgb", "y", "gray", "yiq", "yuv"]
+Kernel = Literal["uniform", "gaussian", "ffmpeg"]
 Alpha = Literal["drop", "include", "error"]
 OutOfRange = Literal["error", "clip"]
-COLORS: tuple[Color, ...] = ("rgb", "y", "gray", "yiq")
+COLORS: tuple[Color, ...] = ("rgb", "y", "gray", "yiq", "yuv")
 YRounding = Literal["none", "half_away", "half_even"]
 GrayAsY = Literal["map", "as_is"]
 Border = Literal["valid", "keep"]
@@ -44,7 +44,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "msssim": ("pytorch_msssim", "tf", "torchmetrics", "piq", "pyiqa"),
     "mod_crop": ("none", "gt"),
 }
-KERNELS: tuple[Kernel, ...] = ("uniform", "gaussian")
+KERNELS: tuple[Kernel, ...] = ("uniform", "gaussian", "ffmpeg")
 ALPHAS: tuple[Alpha, ...] = ("drop", "include", "error")
 OUT_OF_RANGE: tuple[OutOfRange, ...] = ("error", "clip")
 
@@ -135,11 +135,18 @@ class Options:
     @property
     def skimage_ssim(self) -> bool:
         """True when SSIM is skimage's own definition (no border, downsampling or clipping variant)."""
-        return self.ssim_border == "valid" and self.downsample == "none" and not self.cs_relu
+        return (
+            self.ssim_border == "valid"
+            and self.downsample == "none"
+            and not self.cs_relu
+            and self.ssim_kernel != "ffmpeg"
+        )
 
     def describe_ssim(self) -> str:
         """One phrase that says how SSIM was computed."""
         w = self.window
+        if self.ssim_kernel == "ffmpeg":
+            return "FFmpeg's 8x8 blocks at stride 4, integer sums (its ssim filter)"
         if self.ssim_kernel == "gaussian":
             text = f"gaussian sigma={self.sigma:g}, {w}x{w} window, population covariance"
         else:
@@ -195,6 +202,7 @@ class PairInfo:
     scored_height: int
     ssim: str = field(default="")
     conversions: tuple[str, ...] = ()
+    frame_offset: int | None = None  # sequences: the offset scored (given, or found by align)
 
     def as_dict(self) -> dict[str, object]:
         """The facts as plain JSON-ready values."""
@@ -212,6 +220,7 @@ class PairInfo:
             "scored_height": self.scored_height,
             "ssim": self.ssim,
             "conversions": list(self.conversions),
+            **({} if self.frame_offset is None else {"frame_offset": self.frame_offset}),
         }
 
 
@@ -348,6 +357,11 @@ def prepare(
     """
     pred = np.asarray(pred)
     gt = np.asarray(gt)
+    if options.color == "yuv":
+        raise ColorModeError(
+            f"color='yuv' scores the planes of planar YUV videos; {pred_name} is an image: "
+            "pass color='rgb' or color='y'"
+        )
     for a, name in ((pred, pred_name), (gt, gt_name)):
         if a.ndim == 3 and a.shape[2] == 1:
             continue

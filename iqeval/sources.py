@@ -22,7 +22,19 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from .errors import LoadError, SequenceError
-from .io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Decoded, iter_frames, load_image, probe
+from .io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    RAW_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Decoded,
+    RawFormat,
+    VideoFormat,
+    iter_frames,
+    load_image,
+    probe,
+    video_format,
+)
 
 SourceKind = Literal["image", "video", "frames"]
 
@@ -60,9 +72,30 @@ class Source:
     def is_sequence(self) -> bool:
         return self.kind != "image"
 
-    def decode(self, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
-        """Stream the decoded frames, one at a time (a still image is one frame)."""
+    def decode(
+        self,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        *,
+        planes: str = "rgb",
+        raw: RawFormat | None = None,
+        threads: int = 1,
+    ) -> Iterator[Decoded]:
+        """Stream the decoded frames, one at a time (a still image is one frame).
+
+        ``planes`` ("y", "yuv"), ``raw`` (the format of a headerless file) and
+        ``threads`` (the decoder's) concern videos only; other kinds always
+        give RGB or gray arrays.
+        """
         raise NotImplementedError
+
+    def video_format(self, raw: RawFormat | None = None) -> VideoFormat | None:
+        """The pixel format of a video from its header; None for other kinds."""
+        return None
+
+    @staticmethod
+    def label_of(source: Source) -> str:
+        """What a source is, in words ('image', 'video', 'frame folder')."""
+        return source.label or source.kind
 
     def frame(self, index: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """One decoded frame."""
@@ -91,7 +124,14 @@ class ImageSource(Source, kind="image"):
     extensions: ClassVar[frozenset[str]] = IMAGE_EXTENSIONS
     label: ClassVar[str] = "image"
 
-    def decode(self, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
+    def decode(
+        self,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        *,
+        planes: str = "rgb",
+        raw: RawFormat | None = None,
+        threads: int = 1,
+    ) -> Iterator[Decoded]:
         yield load_image(self.path, max_pixels=max_pixels)
 
     def frame_name(self, index: int) -> str:
@@ -103,13 +143,28 @@ class ImageSource(Source, kind="image"):
 
 @dataclass(frozen=True)
 class VideoSource(Source, kind="video"):
-    """A video file (or an animated GIF), streamed with PyAV."""
+    """A video file (or an animated GIF, or a headerless .yuv file), streamed with PyAV."""
 
-    extensions: ClassVar[frozenset[str]] = VIDEO_EXTENSIONS
+    extensions: ClassVar[frozenset[str]] = VIDEO_EXTENSIONS | RAW_EXTENSIONS
     label: ClassVar[str] = "video"
 
-    def decode(self, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
-        return (Decoded(f) for f in iter_frames(self.path, max_pixels=max_pixels))
+    def decode(
+        self,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        *,
+        planes: str = "rgb",
+        raw: RawFormat | None = None,
+        threads: int = 1,
+    ) -> Iterator[Decoded]:
+        frames = iter_frames(self.path, max_pixels=max_pixels, planes=planes, raw=raw, threads=threads)
+        if planes == "rgb":
+            return (Decoded(f) for f in frames)
+        return (Decoded(f[0], planes=f) for f in frames)
+
+    def video_format(self, raw: RawFormat | None = None) -> VideoFormat | None:
+        if self.path.suffix.lower() == ".gif":
+            return None
+        return video_format(self.path, raw)
 
     def facts(self) -> dict[str, Any]:
         try:  # the container's header: frame count and size, nothing decoded
@@ -125,7 +180,14 @@ class FrameFolderSource(Source, kind="frames"):
 
     label: ClassVar[str] = "frame folder"
 
-    def decode(self, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Decoded]:
+    def decode(
+        self,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        *,
+        planes: str = "rgb",
+        raw: RawFormat | None = None,
+        threads: int = 1,
+    ) -> Iterator[Decoded]:
         return (load_image(p, max_pixels=max_pixels) for p in self.frames)
 
     def frame(self, index: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -9,6 +9,7 @@ to the writers in :data:`WRITERS`. Library messages name Python parameters
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -157,24 +158,62 @@ def _usage(fn: Callable[[], T]) -> T:
 
 
 class _Bar:
-    """A progress callback for :func:`iqeval.run`: a tqdm bar on stderr when it is a terminal."""
+    """A progress callback for :func:`iqeval.run`: a tqdm bar on stderr when it is a terminal.
+
+    It counts items, or frames (with frames/s) when the run has videos or frame
+    folders: frames scored in this process as they are scored, frames scored
+    in worker processes when their item arrives.
+    """
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bar: Any = None
+        self.frame_total: int | None = None
+        self.counting_frames = False
+        self.live = 0  # frames counted since the last item arrived
+
+    def _open(self, total: int | None, unit: str) -> None:
+        from tqdm import tqdm
+
+        # no monitor thread: a second thread would make the process pool fall back
+        # from fork to the slower forkserver start
+        tqdm.monitor_interval = 0
+        try:  # a terminal that reports no width (0) still gets a bar
+            width = os.get_terminal_size(sys.stderr.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError):
+            width = 80
+        # narrow: the counts and the rate, which a bar would push off the line
+        narrow = {"bar_format": "{n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}]"} if width < 60 else {}
+        # disable=None: a bar only when stderr is a terminal (of any width), so logs and pipes stay clean
+        self.bar = tqdm(
+            total=total,
+            unit=unit,
+            file=sys.stderr,
+            disable=True if self.quiet else None,
+            ncols=width if width >= 60 else 200,  # no bar to fit, so never cut the narrow line short
+            dynamic_ncols=width >= 60,
+            **narrow,
+        )
+
+    def begin_frames(self, total: int | None) -> None:
+        self.counting_frames = True
+        self.frame_total = total
+
+    def frames(self, n: int) -> None:
+        if self.bar is not None:
+            self.live += n
+            self.bar.update(n)
 
     def __call__(self, done: int, total: int, result: ItemResult | None) -> None:
         if self.bar is None:
-            from tqdm import tqdm
-
-            # no monitor thread: a second thread would make the process pool fall back
-            # from fork to the slower forkserver start
-            tqdm.monitor_interval = 0
-            # disable=None: a bar only when stderr is a terminal, so logs and pipes stay clean
-            self.bar = tqdm(
-                total=total, unit="item", file=sys.stderr, disable=True if self.quiet else None, dynamic_ncols=True
-            )
-        if result is not None:
+            self._open(self.frame_total if self.counting_frames else total, "frame" if self.counting_frames else "item")
+        if result is None:
+            return
+        if self.counting_frames:
+            n = max(1, result.frame_scores.shape[0]) if result.kind == "sequence" else 1
+            self.bar.update(max(0, n - self.live))
+            self.live = 0
+        else:
             self.bar.update(1)
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from ._version import __version__
 from .aggregate import check_weight_coverage, check_weights, summarize_run
@@ -36,9 +37,24 @@ from .parallel import check_scheduler_address
 from .report import ITEM_COLUMNS
 from .results import ItemResult, Run
 from .sources import source_of
+from .video import frame_listener
 
 Progress = Callable[[int, int, "ItemResult | None"], None]
-"""Called as ``progress(done, total, result)``: once with ``(0, total, None)``, then after each item."""
+"""Called as ``progress(done, total, result)``: once with ``(0, total, None)``, then after each item.
+
+A progress object that also has ``begin_frames(total)`` and ``frames(n)`` (see
+:class:`FrameProgress`) counts frames where a run has sequences: it is told the
+frame total first (None when a container does not say), then of each frame as
+it is scored in this process; frames scored in worker processes arrive with
+their item."""
+
+
+@runtime_checkable
+class FrameProgress(Protocol):
+    def begin_frames(self, total: int | None) -> None: ...
+
+    def frames(self, n: int) -> None: ...
+
 
 # columns of the items and frames CSVs; a group_by key must not repeat one
 FIXED_COLUMNS = (*ITEM_COLUMNS, "frame")
@@ -139,7 +155,12 @@ def run(
     pairing = pair(config)
     if config.weights is not None:
         check_weight_coverage(config.weights, [keys_of(i, config.group_by) for i in pairing.items])
-    results = tuple(_reporting(score(config, pairing.items, mapper), len(pairing.items), progress))
+    if isinstance(progress, FrameProgress) and any(i.kind == "sequence" for i in pairing.items):
+        progress.begin_frames(_frame_total(pairing.items))
+        with frame_listener(progress.frames):
+            results = tuple(_reporting(score(config, pairing.items, mapper), len(pairing.items), progress))
+    else:
+        results = tuple(_reporting(score(config, pairing.items, mapper), len(pairing.items), progress))
     summary = summarize_run(results, config.options.metrics, key_names, config.weights)
     result = Run(
         settings=config.as_dict(),
@@ -158,6 +179,20 @@ def run(
     g = config.gate
     checks = gate(result, g.thresholds, g.max_drop, g.baseline, g.allow_missing, g.significance)
     return replace(result, checks=tuple(checks))
+
+
+def _frame_total(items: Iterable[Item]) -> int | None:
+    """The frames a run will score, from the containers' headers (None when one does not say)."""
+    total = 0
+    for item in items:
+        if item.error is not None or item.pred is None or item.gt is None:
+            total += 1
+            continue
+        n = item.gt.facts().get("n_frames") if item.kind == "sequence" else 1
+        if not n:  # Matroska and raw files do not say
+            return None
+        total += int(n)
+    return total
 
 
 def _reporting(results: Iterable[ItemResult], total: int, progress: Progress | None) -> Iterator[ItemResult]:

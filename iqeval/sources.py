@@ -167,6 +167,8 @@ class VideoSource(Source, kind="video"):
         return video_format(self.path, raw)
 
     def facts(self) -> dict[str, Any]:
+        if self.path.suffix.lower() in RAW_EXTENSIONS:  # no header to read
+            return {"kind": self.kind, "path": str(self.path), "n_frames": None}
         try:  # the container's header: frame count and size, nothing decoded
             p = probe(self.path)
         except LoadError:

@@ -19,11 +19,13 @@ order. What makes video fast and exact lives here:
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any, Literal, TypeVar
@@ -37,7 +39,7 @@ from .metrics import METRICS
 from .prepare import Options, PairInfo
 from .sources import Source
 
-__all__ = ["ALIGN_FRAMES", "find_offset", "ordered_map", "plane_mode", "score_sequence"]
+__all__ = ["ALIGN_FRAMES", "find_offset", "frame_listener", "ordered_map", "plane_mode", "score_sequence"]
 
 PlaneMode = Literal["rgb", "y", "yuv"]
 
@@ -45,6 +47,27 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 ALIGN_FRAMES = 8  # frames compared for each candidate offset by align="auto"
+
+# told of every frame scored in this process (a progress bar); a forked worker never calls its parent's
+_listeners: list[tuple[int, Callable[[int], None]]] = []
+
+
+@contextmanager
+def frame_listener(fn: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, ``fn(1)`` is called for each frame pair this process scores."""
+    entry = (os.getpid(), fn)
+    _listeners.append(entry)
+    try:
+        yield
+    finally:
+        _listeners.remove(entry)
+
+
+def _frame_scored() -> None:
+    pid = os.getpid()
+    for owner, fn in _listeners:
+        if owner == pid:
+            fn(1)
 
 
 def ordered_map(fn: Callable[[A], R], items: Iterable[A], threads: int) -> Iterator[R]:
@@ -384,6 +407,7 @@ def score_sequence(
         info = info or frame_info
         notes.update(n for n in (pn, gn) if n)
         rows.append(values)
+        _frame_scored()
     if info is None:
         raise SequenceError(f"no frames to score in {pred.path} and {gt.path}")
     if fmt is not None and mode != "rgb":

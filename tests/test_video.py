@@ -367,3 +367,78 @@ def test_frame_threads_in_the_python_api(tmp_path):
     assert result.status == "ok" and result.frame_scores.shape == (5, 3)
     assert RawFormat.parse("96x72", "yuv420p").frame_bytes() == 96 * 72 * 3 // 2
     assert RawFormat.parse("96x72", "yuv444p10le").frame_bytes() == 96 * 72 * 3 * 2
+
+
+def write_mp4(path: Path, n: int, seed: int) -> None:
+    """An H.264 MP4 (its header states the frame count)."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for _ in range(n):
+            image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_progress_counts_frames_as_they_are_scored(tmp_path):
+    write_mp4(tmp_path / "gt.mp4", 7, 0)
+    write_mp4(tmp_path / "pred.mp4", 7, 1)
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.total: int | None = -1
+            self.ticks: list[tuple[str, int]] = []
+
+        def begin_frames(self, total: int | None) -> None:
+            self.total = total
+
+        def frames(self, n: int) -> None:
+            self.ticks.append(("frame", n))
+
+        def __call__(self, done, total, result) -> None:
+            self.ticks.append(("item", done))
+
+    for jobs in (1, 2):
+        rec = Recorder()
+        config = CompareConfig(pred=tmp_path / "pred.mp4", gt=tmp_path / "gt.mp4", jobs=jobs)
+        run_config(config, progress=rec)
+        assert rec.total == 7
+        assert rec.ticks == [("item", 0)] + [("frame", 1)] * 7 + [("item", 1)]
+
+
+def test_the_bar_shows_frames_per_second_on_a_narrow_terminal(tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    write_mp4(tmp_path / "gt.mp4", 5, 0)
+    write_mp4(tmp_path / "pred.mp4", 5, 1)
+    write_ffv1(tmp_path / "gt.mkv", make_planes(5, "yuv420p", 0), "yuv420p")  # no frame count in its header
+    write_ffv1(tmp_path / "pred.mkv", make_planes(5, "yuv420p", 1, noise=5.0), "yuv420p")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    for ext, columns, total in ((".mp4", 0, "5"), (".mp4", 24, "5"), (".mkv", 24, "?"), (".mp4", 120, "5")):
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        cmd = [sys.executable, "-m", "iqeval", "compare", str(tmp_path / f"pred{ext}"), str(tmp_path / f"gt{ext}")]
+        proc = subprocess.run(cmd, stderr=follower, stdout=subprocess.PIPE, env=env, timeout=120)
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(leader)
+        assert proc.returncode == 0
+        last = seen.decode().replace("\r\n", "\r").split("\r")[-2]  # the bar's final state
+        assert f"5/{total}" in last and "frame/s" in last, (columns, last)

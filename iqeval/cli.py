@@ -183,7 +183,7 @@ class _Bar:
         except (OSError, ValueError, AttributeError):
             width = 80
         # narrow: the counts and the rate, which a bar would push off the line
-        narrow = {"bar_format": "{n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}]"} if width < 60 else {}
+        narrow = "{n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}]" if width < 60 else None
         # disable=None: a bar only when stderr is a terminal (of any width), so logs and pipes stay clean
         self.bar = tqdm(
             total=total,
@@ -192,7 +192,7 @@ class _Bar:
             disable=True if self.quiet else None,
             ncols=width if width >= 60 else 200,  # no bar to fit, so never cut the narrow line short
             dynamic_ncols=width >= 60,
-            **narrow,
+            bar_format=narrow,
         )
 
     def begin_frames(self, total: int | None) -> None:

@@ -21,12 +21,21 @@ Two in-process cases follow:
   ``engine="skimage"`` for each dtype, size and window, the fast engine's
   promise being never to be the slower one (the ratio column).
 
-Environment: BENCH_PAIRS (default 12), BENCH_DIR (default: a temporary folder).
+Then the table of issue #15 (every convention, one core and all, against the
+naive loop of the same window, FFmpeg's filters one process per pair, and the
+decode-only time of the same files) and the video case of issue #14: one
+1080p H.264 pair encoded here, iqeval against FFmpeg's ssim and psnr filters
+(Debian's ffmpeg executable, or the same filters through PyAV), in frames/s,
+with peak resident memory.
+
+Environment: BENCH_PAIRS (default 8), BENCH_FRAMES (default 300), BENCH_DIR
+(default: a temporary folder).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -76,7 +85,7 @@ def naive(root: Path) -> tuple[float, list[tuple[float, float, float]]]:
     return time.perf_counter() - start, out
 
 
-def run_iqeval(root: Path, jobs: int) -> tuple[float, list[tuple[float, float, float]]]:
+def run_iqeval(root: Path, jobs: int, *extra: str) -> tuple[float, list[tuple[float, float, float]]]:
     report = root / f"report_j{jobs}.json"
     cmd = [
         sys.executable,
@@ -90,12 +99,92 @@ def run_iqeval(root: Path, jobs: int) -> tuple[float, list[tuple[float, float, f
         str(jobs),
         "--json",
         str(report),
+        *extra,
     ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     elapsed = time.perf_counter() - start
     items = json.loads(report.read_text())["items"]
-    return elapsed, [(i["scores"]["ssim"], i["scores"]["psnr"], i["scores"]["mse"]) for i in items]
+    return elapsed, [tuple(i["scores"].get(m, math.nan) for m in ("ssim", "psnr", "mse")) for i in items]
+
+
+def naive_gaussian(root: Path, sr: bool = False) -> float:
+    """The naive loop with skimage's Gaussian window (and for ``sr``: on BT.601 Y, 4-pixel border cut)."""
+    start = time.perf_counter()
+    for path in sorted((root / "gt").glob("*.png")):
+        gt = iio.imread(path).astype(np.float64)
+        pred = iio.imread(root / "pred" / path.name).astype(np.float64)
+        if sr:
+            w = np.array([65.481, 128.553, 24.966]) / 255.0
+            gt, pred = (a @ w + 16.0 for a in (gt, pred))
+            gt, pred = gt[4:-4, 4:-4], pred[4:-4, 4:-4]
+        axis = None if sr else -1
+        structural_similarity(
+            gt, pred, data_range=255, channel_axis=axis, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+        peak_signal_noise_ratio(gt, pred, data_range=255)
+    return time.perf_counter() - start
+
+
+def decode_only(root: Path, threads: int) -> float:
+    """Read every PNG of both sides and nothing else: the floor any scorer stands on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = sorted((root / "gt").glob("*.png")) + sorted((root / "pred").glob("*.png"))
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(iio.imread, paths))
+    return time.perf_counter() - start
+
+
+def ffmpeg_pairs(root: Path) -> float | None:
+    """FFmpeg's ssim and psnr filters, one process per pair (None without an ffmpeg executable)."""
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        return None
+    start = time.perf_counter()
+    for path in sorted((root / "gt").glob("*.png")):
+        cmd = [exe, "-v", "error", "-nostats", "-i", str(root / "pred" / path.name), "-i", str(path)]
+        graph = "[0:v]split[a][b];[1:v]split[c][d];[a][c]ssim;[b][d]psnr"
+        subprocess.run([*cmd, "-filter_complex", graph, "-f", "null", "-"], check=True)
+    return time.perf_counter() - start
+
+
+def image_table(root: Path, n: int) -> None:
+    """#15's table: every convention row, one core and all, against the naive loop, FFmpeg and decode-only."""
+    cores = default_jobs()
+    t_naive_u, _ = naive(root)
+    t_naive_g = naive_gaussian(root)
+    t_naive_sr = naive_gaussian(root, sr=True)
+    rows: list[tuple[str, float, float | None]] = [
+        ("naive loop, imageio + skimage (uniform 7x7)", t_naive_u, t_naive_u)
+    ]
+    cases = [
+        ("uniform", (), t_naive_u),
+        ("gaussian", ("--ssim-kernel", "gaussian"), t_naive_g),
+        ("SR: y, gaussian, crop 4", ("--color", "y", "--ssim-kernel", "gaussian", "--crop-border", "4"), t_naive_sr),
+        ("MS-SSIM + PSNR", ("--metrics", "msssim,psnr"), t_naive_g),
+    ]
+    for name, extra, ref in cases:
+        if name == "gaussian":
+            rows.append(("naive loop, Gaussian window", t_naive_g, t_naive_g))
+        if name.startswith("SR"):
+            rows.append(("naive loop, SR convention", t_naive_sr, t_naive_sr))
+        for jobs in (1, 0):
+            t, _ = run_iqeval(root, jobs, *extra)
+            rows.append((f"iqeval {name}, {'--jobs 1' if jobs == 1 else f'all {cores} cores'}", t, ref))
+    t_ff = ffmpeg_pairs(root)
+    if t_ff is not None:
+        rows.append(("FFmpeg ssim + psnr filters, one process per pair", t_ff, t_naive_u))
+    t_dec1, t_dec = decode_only(root, 1), decode_only(root, cores)
+    rows.append(("decode only (imageio), one thread", t_dec1, None))
+    rows.append((f"decode only (imageio), {cores} threads", t_dec, None))
+    print(f"\n{n} pairs of 1920x1080 RGB PNG, {cores} cores (the naive row of the same window is the reference)")
+    print(f"{'run':<52}{'seconds':>9}{'pairs/s':>9}{'vs naive':>10}{'vs decode':>11}")
+    for name, t, ref in rows:
+        vs = f"{ref / t:>9.2f}x" if ref else f"{'':>10}"
+        print(f"{name:<52}{t:>9.2f}{n / t:>9.2f}{vs}{t / t_dec:>10.2f}x")
+    print("(vs decode: how many times the decode-only time of the same files on all cores a run takes)")
 
 
 PEAK_SNIPPET = """
@@ -193,8 +282,93 @@ def engine_grid() -> None:
                 )
 
 
+def _timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak resident memory (bytes) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def ffmpeg_video(pred: Path, gt: Path) -> tuple[str, float]:
+    """FFmpeg's ssim and psnr filters on two videos: Debian's executable, else the same filters through PyAV."""
+    exe = shutil.which("ffmpeg")
+    if exe is not None:
+        graph = "[0:v]split[a][b];[1:v]split[c][d];[a][c]ssim;[b][d]psnr"
+        cmd = [exe, "-v", "error", "-nostats", "-i", str(pred), "-i", str(gt), "-filter_complex", graph]
+        return "FFmpeg executable", _timed([*cmd, "-f", "null", "-"])[0]
+    import av
+
+    start = time.perf_counter()
+    with av.open(str(pred)) as c0, av.open(str(gt)) as c1:
+        s0, s1 = c0.streams.video[0], c1.streams.video[0]
+        s0.thread_type = s1.thread_type = "AUTO"
+        graph = av.filter.Graph()
+        b0, b1 = graph.add_buffer(template=s0), graph.add_buffer(template=s1)
+        split0, split1, ssim, psnr = graph.add("split"), graph.add("split"), graph.add("ssim"), graph.add("psnr")
+        sinks = graph.add("buffersink"), graph.add("buffersink")
+        b0.link_to(split0)
+        b1.link_to(split1)
+        split0.link_to(ssim, 0, 0)
+        split1.link_to(ssim, 0, 1)
+        split0.link_to(psnr, 1, 0)
+        split1.link_to(psnr, 1, 1)
+        ssim.link_to(sinks[0])
+        psnr.link_to(sinks[1])
+        graph.configure()
+        for f0, f1 in zip(c0.decode(s0), c1.decode(s1), strict=True):
+            b0.push(f0)
+            b1.push(f1)
+            sinks[0].pull()
+            sinks[1].pull()
+    return "FFmpeg filters through PyAV", time.perf_counter() - start
+
+
+def video_case(root: Path, frames: int) -> None:
+    """#14: one 1080p H.264 pair, iqeval against FFmpeg's ssim + psnr filters, frames/s and peak memory."""
+    import av
+
+    from .clip import make_clip
+
+    print(f"\nencoding a {frames}-frame 1080p H.264 pair (x264, crf 16 and 32) ...", flush=True)
+    pred, gt = make_clip(root / "video", frames)
+    cores = default_jobs()
+    name, t_ff = ffmpeg_video(pred, gt)
+    iq = [sys.executable, "-m", "iqeval", "compare", str(pred), str(gt), "--quiet", "--metrics", "ssim,psnr"]
+    runs = [
+        (f"{name}: ssim + psnr", t_ff, 0),
+    ]
+    report = root / "video.json"
+    for label, extra in (
+        (f"iqeval --color y (Y plane, skimage SSIM), all {cores} cores", ["--color", "y", "--json", str(report)]),
+        ("iqeval --color y, --jobs 1", ["--color", "y", "--jobs", "1"]),
+        (f"iqeval --convention ffmpeg (its 8x8 SSIM, Y U V), all {cores} cores", ["--convention", "ffmpeg"]),
+        (f"iqeval RGB (the default), all {cores} cores", []),
+    ):
+        t, rss = _timed([*iq, *extra])
+        runs.append((label, t, rss))
+    print(f"\none {frames}-frame 1920x1080 H.264 pair, {cores} cores (start-up included)")
+    print(f"{'run':<62}{'seconds':>9}{'frames/s':>10}{'vs FFmpeg':>11}{'peak RSS':>10}")
+    for label, t, rss in runs:
+        mem = f"{rss / 2**20:>7.0f} MiB" if rss else ""
+        print(f"{label:<62}{t:>9.2f}{frames / t:>10.1f}{t_ff / t:>10.2f}x{mem:>10}")
+    # iqeval's number is skimage's definition on the Y plane: check frame 0 decoded independently
+    doc = json.loads(report.read_text())
+    with av.open(str(pred)) as cp, av.open(str(gt)) as cg:
+        fp = next(cp.decode(video=0)).to_ndarray()[:1080]  # yuv420p as one array: Y on top
+        fg = next(cg.decode(video=0)).to_ndarray()[:1080]
+    ref = structural_similarity(fp, fg, data_range=255)
+    got = float(doc["items"][0]["frames"]["ssim"][0])
+    print(
+        f"frame 0 SSIM-Y: iqeval {got:.12f}, skimage on PyAV's own decode {ref:.12f} (difference {abs(got - ref):.1e})"
+    )
+
+
 def main() -> None:
-    n = int(os.environ.get("BENCH_PAIRS", "12"))
+    n = int(os.environ.get("BENCH_PAIRS", "8"))
     keep = os.environ.get("BENCH_DIR")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="iqeval-bench-"))
     try:
@@ -220,6 +394,8 @@ def main() -> None:
         print("\npeak memory to score one 3840x2160 RGB pair, beyond its two decoded uint8 images (tracemalloc):")
         print(f"  skimage float64 path {sk / 2**20:8.0f} MiB")
         print(f"  iqeval fast engine   {iq / 2**20:8.0f} MiB   ({iq / sk:.2f} of skimage's)")
+        image_table(root, n)
+        video_case(root, int(os.environ.get("BENCH_FRAMES", "300")))
         batch_case()
         engine_grid()
     finally:

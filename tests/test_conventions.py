@@ -16,7 +16,7 @@ from skimage import data, transform
 import iqeval
 from iqeval.cli import cli
 from iqeval.conventions import CONVENTIONS
-from iqeval.errors import ConfigError, WindowSizeError
+from iqeval.errors import ColorModeError, ConfigError, WindowSizeError
 from iqeval.metrics import msssim_min_side
 
 from .conftest import noisy
@@ -293,8 +293,18 @@ def test_both_engines_agree_on_every_convention(convention):
     # the fast engine runs the compiled kernel for every variant; the skimage engine SciPy's filters
     pred, gt = _pair((600, 520))
     metrics = "ssim,psnr,mse,msssim"
-    fast = iqeval.compare_images(pred, gt, convention=convention, scale=2, metrics=metrics)
-    ref = iqeval.compare_images(pred, gt, convention=convention, scale=2, metrics=metrics, engine="skimage")
+    # ffmpeg's planes are a video's; on an image its 8x8-block SSIM scores the RGB channels
+    extra = {"color": "rgb"} if convention == "ffmpeg" else {}
+    fast = iqeval.compare_images(pred, gt, convention=convention, scale=2, metrics=metrics, **extra)
+    ref = iqeval.compare_images(pred, gt, convention=convention, scale=2, metrics=metrics, engine="skimage", **extra)
     for m in ("ssim", "psnr", "msssim"):
         assert fast[m] == pytest.approx(ref[m], abs=1e-9), m
     assert fast["mse"] == pytest.approx(ref["mse"], rel=1e-12)
+
+
+def test_the_ffmpeg_convention_on_images_says_what_to_do():
+    pred, gt = _pair((64, 64))
+    with pytest.raises(ColorModeError, match="color='yuv' scores the planes of planar YUV videos"):
+        iqeval.compare_images(pred, gt, convention="ffmpeg")
+    with pytest.raises(ColorModeError, match="ssim_kernel='ffmpeg' scores integer samples"):
+        iqeval.compare_images(pred, gt, convention="ffmpeg", color="y")

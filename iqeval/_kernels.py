@@ -1,9 +1,11 @@
 """Compiled SSIM kernels (numba), used by :mod:`iqeval.fast` when numba is installed.
 
-One fused pass per band of rows: each input row is scaled to float64 once, the
-five moments (x, y, x*x, y*y, x*y) are filtered horizontally with the window's
-weights, then vertically, and the SSIM formula is summed over the band; no
-full-size temporary is ever made. The arithmetic is skimage's: the same
+One pass down the image: each input row is scaled to float64 once, its five
+moments (x, y, x*x, y*y, x*y) are filtered along the row into a ring of
+filtered rows as tall as the window, each output row is filtered down the
+ring, and the SSIM formula is summed row by row; no full-size temporary is
+ever made. The uniform window on integer images has its own kernel of exact
+running integer sums. The arithmetic is skimage's: the same
 weights (a box of 1/k, or the truncated Gaussian), the same covariance
 normalisation and constants, in float64. Compiled once per machine and cached
 (numba's ``cache=True``); every function releases the GIL, so threads scale.
@@ -13,8 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
-_BAND = 32  # output rows per band: the moments of a band stay in cache
 
 
 @njit(cache=True, nogil=True)
@@ -28,64 +28,79 @@ def ssim_sum(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov):  # type: ign
     return ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, False)[0]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")  # numpy's error model: the loops vectorise
 def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):  # type: ignore[no-untyped-def]
     """(sum of the SSIM map, sum of the contrast-structure map) over the same window as :func:`ssim_sum`.
 
-    With ``cs_relu`` a negative contrast-structure value counts as 0 in both
-    (pyiqa's clipping).
+    Each input row is scaled to float64 once and its five moments (x, y, x*x,
+    y*y, x*y) are filtered along the row once, into a ring of ``len(w)``
+    filtered rows; each output row is then the weighted sum of the ring down
+    the columns. The weights are symmetric, so each pair of taps costs one
+    multiplication. With ``cs_relu`` a negative contrast-structure value
+    counts as 0 in both (pyiqa's clipping).
     """
     k = w.shape[0]
     r = k // 2
     ncols = col1 - col0
     width = ncols + 2 * r
-    xr = np.empty(width)
-    yr = np.empty(width)
-    h = np.zeros((5, _BAND + 2 * r, ncols))
+    moments = np.empty((5, width))
+    ring = np.empty((k, 5, ncols))
     u = np.empty((5, ncols))
+    row = np.empty(ncols)
+    row_cs = np.empty(ncols)
     total = 0.0
     total_cs = 0.0
-    for b0 in range(row0, row1, _BAND):
-        b1 = min(b0 + _BAND, row1)
-        nrows = b1 - b0 + 2 * r
-        for ii in range(nrows):
-            i = b0 - r + ii
-            for j in range(width):
-                xr[j] = x[i, col0 - r + j] * xs
-                yr[j] = y[i, col0 - r + j] * ys
-            for m in range(5):
-                for jj in range(ncols):
-                    h[m, ii, jj] = 0.0
-            for t in range(k):
-                wt = w[t]
-                for jj in range(ncols):
-                    a = xr[jj + t]
-                    b = yr[jj + t]
-                    h[0, ii, jj] += wt * a
-                    h[1, ii, jj] += wt * b
-                    h[2, ii, jj] += wt * (a * a)
-                    h[3, ii, jj] += wt * (b * b)
-                    h[4, ii, jj] += wt * (a * b)
-        for oi in range(b1 - b0):
-            for m in range(5):
-                for jj in range(ncols):
-                    u[m, jj] = 0.0
-            for t in range(k):
-                wt = w[t]
-                for m in range(5):
-                    for jj in range(ncols):
-                        u[m, jj] += wt * h[m, oi + t, jj]
+    first = row0 - r
+    wr = w[r]
+    for i in range(first, row1 + r):
+        for j in range(width):
+            a = x[i, col0 - r + j] * xs
+            b = y[i, col0 - r + j] * ys
+            moments[0, j] = a
+            moments[1, j] = b
+            moments[2, j] = a * a
+            moments[3, j] = b * b
+            moments[4, j] = a * b
+        slot = (i - first) % k
+        for m in range(5):
+            h = ring[slot, m]
+            src = moments[m]
             for jj in range(ncols):
-                ux = u[0, jj]
-                uy = u[1, jj]
-                vx = cov * (u[2, jj] - ux * ux)
-                vy = cov * (u[3, jj] - uy * uy)
-                vxy = cov * (u[4, jj] - ux * uy)
-                cs = (2.0 * vxy + c2) / (vx + vy + c2)
-                if cs_relu and cs < 0.0:
-                    cs = 0.0
-                total += (2.0 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs
-                total_cs += cs
+                h[jj] = wr * src[jj + r]
+            for t in range(r):
+                wt = w[t]
+                s0 = src[t : t + ncols]
+                s1 = src[k - 1 - t : k - 1 - t + ncols]
+                for jj in range(ncols):
+                    h[jj] += wt * (s0[jj] + s1[jj])
+        if i - first < k - 1:
+            continue
+        base = i - first - (k - 1)  # the ring holds input rows base .. base + k - 1 (mod k)
+        centre = (base + r) % k
+        for m in range(5):
+            um = u[m]
+            c = ring[centre, m]
+            for jj in range(ncols):
+                um[jj] = wr * c[jj]
+            for t in range(r):
+                lo = ring[(base + t) % k, m]
+                hi = ring[(base + k - 1 - t) % k, m]
+                wt = w[t]
+                for jj in range(ncols):
+                    um[jj] += wt * (lo[jj] + hi[jj])
+        for jj in range(ncols):
+            ux = u[0, jj]
+            uy = u[1, jj]
+            vx = cov * (u[2, jj] - ux * ux)
+            vy = cov * (u[3, jj] - uy * uy)
+            vxy = cov * (u[4, jj] - ux * uy)
+            cs = (2.0 * vxy + c2) / (vx + vy + c2)
+            if cs_relu and cs < 0.0:
+                cs = 0.0
+            row[jj] = (2.0 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs
+            row_cs[jj] = cs
+        total += _sum(row)
+        total_cs += _sum(row_cs)
     return total, total_cs
 
 

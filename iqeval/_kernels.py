@@ -195,3 +195,52 @@ def sse_int(x, y):  # type: ignore[no-untyped-def]
             d = np.int64(x[i, j]) - np.int64(y[i, j])
             total += d * d
     return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def ffmpeg_ssim_sum(x, y, c1, c2):  # type: ignore[no-untyped-def]
+    """Sum of FFmpeg's SSIM over its 8x8 windows at stride 4, and their count, for one integer plane.
+
+    A row of 4x4 block sums (S1, S2, SS = sum of both squares, S12) is made
+    at a time, exactly in int64; each window is the 2x2 blocks around a
+    corner. The formula is :func:`iqeval.metrics.ffmpeg_ssim`'s.
+    """
+    h4 = x.shape[0] >> 2
+    w4 = x.shape[1] >> 2
+    prev = np.zeros((4, w4), dtype=np.int64)
+    cur = np.zeros((4, w4), dtype=np.int64)
+    row = np.empty(max(w4 - 1, 0))
+    total = 0.0
+    for by in range(h4):
+        cur[:] = 0
+        for i in range(4 * by, 4 * by + 4):
+            for bx in range(w4):
+                s1 = np.int64(0)
+                s2 = np.int64(0)
+                ss = np.int64(0)
+                s12 = np.int64(0)
+                for j in range(4 * bx, 4 * bx + 4):
+                    a = np.int64(x[i, j])
+                    b = np.int64(y[i, j])
+                    s1 += a
+                    s2 += b
+                    ss += a * a + b * b
+                    s12 += a * b
+                cur[0, bx] += s1
+                cur[1, bx] += s2
+                cur[2, bx] += ss
+                cur[3, bx] += s12
+        if by > 0:
+            for bx in range(w4 - 1):
+                s1 = prev[0, bx] + prev[0, bx + 1] + cur[0, bx] + cur[0, bx + 1]
+                s2 = prev[1, bx] + prev[1, bx + 1] + cur[1, bx] + cur[1, bx + 1]
+                ss = prev[2, bx] + prev[2, bx + 1] + cur[2, bx] + cur[2, bx + 1]
+                s12 = prev[3, bx] + prev[3, bx + 1] + cur[3, bx] + cur[3, bx + 1]
+                variance = ss * 64 - s1 * s1 - s2 * s2
+                covariance = s12 * 64 - s1 * s2
+                num = float(2 * s1 * s2 + c1) * float(2 * covariance + c2)
+                den = float(s1 * s1 + s2 * s2 + c1) * float(variance + c2)
+                row[bx] = num / den
+            total += _sum(row)
+        prev, cur = cur, prev
+    return total, max(h4 - 1, 0) * max(w4 - 1, 0)

@@ -228,15 +228,22 @@ def compiled_kernel(sums: bool = False) -> Any:
     return _compiled("sums" if sums else "plain")
 
 
+def compiled_ffmpeg() -> Any:
+    """FFmpeg's block SSIM compiled (:func:`iqeval._kernels.ffmpeg_ssim_sum`), or None without numba."""
+    return _compiled("ffmpeg")
+
+
 def _compiled(name: str) -> Any:
-    """A compiled kernel by name (plain, sums, box_int, sse_int), or None where numba is missing."""
+    """A compiled kernel by name (plain, sums, box_int, sse_int, ffmpeg), or None where numba is missing."""
     if not _KERNELS:
         try:
-            from ._kernels import sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
+            from ._kernels import ffmpeg_ssim_sum, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
         except ImportError:  # numba not installed: the numpy paths give the same numbers
-            _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None)
+            _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None, ffmpeg=None)
         else:
-            _KERNELS.update(plain=ssim_sum, sums=ssim_cs_sums, box_int=ssim_box_int, sse_int=sse_int)
+            _KERNELS.update(
+                plain=ssim_sum, sums=ssim_cs_sums, box_int=ssim_box_int, sse_int=sse_int, ffmpeg=ffmpeg_ssim_sum
+            )
     return _KERNELS[name]
 
 

@@ -479,9 +479,19 @@ _FFMPEG_INTEGERS = (
 )
 
 
-def _ffmpeg_planes(pred: np.ndarray, gt: np.ndarray, data_range: float) -> float:
-    planes = zip(_planes(pred), _planes(gt), strict=True)
-    return float(np.mean([ffmpeg_ssim(x, y, round(data_range)) for x, y in planes]))
+def _ffmpeg_planes(pred: np.ndarray, gt: np.ndarray, data_range: float, compiled: bool = False) -> float:
+    kernel = fast.compiled_ffmpeg() if compiled else None
+    values = []
+    for x, y in zip(_planes(pred), _planes(gt), strict=True):
+        if kernel is None:
+            values.append(ffmpeg_ssim(x, y, round(data_range)))
+            continue
+        top = round(data_range)
+        c1 = int(0.01 * 0.01 * top * top * 64 + 0.5)
+        c2 = int(0.03 * 0.03 * top * top * 64 * 63 + 0.5)
+        total, count = kernel(x, y, c1, c2)
+        values.append(total / count)
+    return float(np.mean(values))
 
 
 def _ssim_reference(x: np.ndarray, y: np.ndarray, o: Options, data_range: float) -> float:
@@ -498,7 +508,7 @@ def _ssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
     if o.ssim_kernel == "ffmpeg":
         if p.pred_scale != 1.0 or p.gt_scale != 1.0 or p.pred.dtype.kind not in "ui" or p.gt.dtype.kind not in "ui":
             raise ColorModeError(_FFMPEG_INTEGERS)
-        return _ffmpeg_planes(p.pred, p.gt, p.info.data_range)
+        return _ffmpeg_planes(p.pred, p.gt, p.info.data_range, compiled=True)
     if not o.skimage_ssim:  # a convention's variant: the compiled kernel on float64 planes
         x = scratch.get("x", lambda: as_float(p.pred, p.pred_scale))
         y = scratch.get("y", lambda: as_float(p.gt, p.gt_scale))

@@ -782,6 +782,9 @@ def conventions() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from . import fast
+
+    fast.QUICK_START = True  # this process runs only iqeval's kernels (see fast.QUICK_START)
     cli(prog_name="iqeval")
 
 

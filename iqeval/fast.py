@@ -17,6 +17,7 @@ holds this engine to it for every option.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -233,9 +234,38 @@ def compiled_ffmpeg() -> Any:
     return _compiled("ffmpeg")
 
 
+# Set by the command line, which owns its process: numba's first call imports scipy.linalg
+# (a quarter second) only to learn whether np.dot may use BLAS, which no kernel here needs
+QUICK_START = False
+
+
+def _load_numba_without_blas() -> None:
+    """Load numba's typing registries with scipy's BLAS hidden, so scipy.linalg is not imported.
+
+    Only for a process that runs no numba code of its own that needs np.dot.
+    """
+    import sys
+
+    hidden = "scipy.linalg.cython_blas" not in sys.modules
+    if hidden:
+        sys.modules["scipy.linalg.cython_blas"] = None  # type: ignore[assignment]
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
+    except Exception:  # a numba without this layout: its usual first call does the same work
+        pass
+    finally:
+        if hidden:
+            del sys.modules["scipy.linalg.cython_blas"]
+
+
 def _compiled(name: str) -> Any:
     """A compiled kernel by name (plain, sums, box_int, sse_int, ffmpeg), or None where numba is missing."""
     if not _KERNELS:
+        if QUICK_START:
+            with contextlib.suppress(ImportError):  # no numba: the numpy paths below
+                _load_numba_without_blas()
         try:
             from ._kernels import ffmpeg_ssim_sum, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
         except ImportError:  # numba not installed: the numpy paths give the same numbers

@@ -8,8 +8,10 @@ This module knows nothing of click or tqdm; the command line wraps it.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from .metrics import BUILTIN_METRICS, METRICS, Metric, pool_function
 from .parallel import choose_mapper, default_jobs
 from .prepare import Options, PairInfo
 from .results import ItemResult
+from .sources import Source
 from .video import score_sequence
 
 __all__ = [
@@ -149,6 +152,27 @@ def item_result(
     )
 
 
+_decoders: dict[int, ThreadPoolExecutor] = {}  # one per process (a forked worker makes its own)
+
+
+def _decode_pair(
+    pred: Source, gt: Source, max_pixels: int | None, gt_decoded: Decoded | None
+) -> tuple[Decoded, Decoded]:
+    """Decode both images of a pair, the ground truth in a second thread (the decoders release the GIL)."""
+    if gt_decoded is not None:
+        return next(pred.decode(max_pixels)), gt_decoded
+    pool = _decoders.get(os.getpid())
+    if pool is None:
+        pool = _decoders[os.getpid()] = ThreadPoolExecutor(1, thread_name_prefix="iqeval-decode")
+    future = pool.submit(lambda: next(gt.decode(max_pixels)))
+    try:
+        p = next(pred.decode(max_pixels))
+    except BaseException:
+        wait([future])  # no decoder left running; the prediction's error is the one reported, as in order
+        raise
+    return p, future.result()
+
+
 @dataclass(frozen=True)
 class SequenceSettings:
     """How sequences are read, aligned, pooled and spread over threads."""
@@ -187,8 +211,7 @@ def evaluate_item(
         return result({}, error=item.error or "unpaired")
     try:
         if item.kind == "image":
-            p = next(item.pred.decode(max_pixels))
-            g = gt_decoded if gt_decoded is not None else next(item.gt.decode(max_pixels))
+            p, g = _decode_pair(item.pred, item.gt, max_pixels, gt_decoded)
             scores, info = score_arrays(p.array, g.array, options, pred, gt, engine)
             notes = tuple(n for n in (p.note, g.note) if n)
             return result(scores, info=replace(info, conversions=notes + info.conversions) if notes else info)

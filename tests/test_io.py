@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from iqeval.errors import LoadError
-from iqeval.io import iter_frames, probe, read_image
+from iqeval.io import iter_frames, load_image, probe, read_image
 
 
 def write_png16(path: Path, a: np.ndarray) -> None:
@@ -123,3 +123,42 @@ def test_corrupt_video(tmp_path):
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 50)
     with pytest.raises(LoadError, match=r"bad\.mp4: cannot read video"):
         list(iter_frames(path))
+
+
+def test_png_fast_reader_gives_the_same_pixels_as_pillow_and_keeps_16_bits(tmp_path):
+    # imagecodecs (the speed extra) decodes plain PNGs; the file is written by Pillow, an
+    # independent encoder, and the reference is Pillow's decode (PyAV's for 16-bit colour)
+    import imagecodecs  # noqa: F401  (the dev extra installs it: this test must not skip)
+    from PIL import Image
+
+    from iqeval.io import _read_png_fast
+
+    rng = np.random.default_rng(0)
+    cases = {
+        "L": rng.integers(0, 256, (13, 17), dtype=np.uint8),
+        "RGB": rng.integers(0, 256, (13, 17, 3), dtype=np.uint8),
+        "RGBA": rng.integers(0, 256, (13, 17, 4), dtype=np.uint8),
+        "LA": rng.integers(0, 256, (13, 17, 2), dtype=np.uint8),
+        "I;16": rng.integers(0, 65536, (13, 17), dtype=np.uint16),
+    }
+    for mode, a in cases.items():
+        path = tmp_path / f"{mode.replace(';', '')}.png"
+        image = Image.fromarray(a)
+        assert image.mode == mode
+        image.save(path)
+        assert _read_png_fast(path) is not None, mode
+        with Image.open(path) as im:
+            ref = np.asarray(im)
+        assert np.array_equal(load_image(path).array, ref), mode
+        assert np.array_equal(ref, a), mode
+    for channels in (3, 4):
+        colour16 = rng.integers(0, 65536, (13, 17, channels), dtype=np.uint16)
+        write_png16(tmp_path / "c16.png", colour16)
+        assert _read_png_fast(tmp_path / "c16.png") is not None
+        assert np.array_equal(load_image(tmp_path / "c16.png").array, colour16)
+    # palette and transparency keep Pillow's conversions (and their notes)
+    Image.fromarray(cases["RGB"]).convert("P").save(tmp_path / "p.png")
+    assert _read_png_fast(tmp_path / "p.png") is None
+    Image.fromarray(cases["RGB"]).save(tmp_path / "t.png", transparency=(0, 0, 0))
+    assert _read_png_fast(tmp_path / "t.png") is None
+    assert load_image(tmp_path / "p.png").note is not None

@@ -244,3 +244,20 @@ def ffmpeg_ssim_sum(x, y, c1, c2):  # type: ignore[no-untyped-def]
             total += _sum(row)
         prev, cur = cur, prev
     return total, max(h4 - 1, 0) * max(w4 - 1, 0)
+
+
+@njit(cache=True, nogil=True)
+def luma(a, w0, w1, w2, offset, out):  # type: ignore[no-untyped-def]
+    """``out = a[..., 0] * w0 + a[..., 1] * w1 + a[..., 2] * w2 (+ offset)`` in float64, in one pass.
+
+    The operations and their order are :func:`iqeval.prepare.to_luma`'s (each
+    product rounded, then added left to right), so the result is the same bits.
+    """
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            v = float(a[i, j, 0]) * w0
+            v = v + float(a[i, j, 1]) * w1
+            v = v + float(a[i, j, 2]) * w2
+            if offset != 0.0:
+                v = v + offset
+            out[i, j] = v

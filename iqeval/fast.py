@@ -229,6 +229,11 @@ def compiled_kernel(sums: bool = False) -> Any:
     return _compiled("sums" if sums else "plain")
 
 
+def compiled_luma() -> Any:
+    """The one-pass luma kernel (:func:`iqeval._kernels.luma`), or None without numba."""
+    return _compiled("luma")
+
+
 def compiled_ffmpeg() -> Any:
     """FFmpeg's block SSIM compiled (:func:`iqeval._kernels.ffmpeg_ssim_sum`), or None without numba."""
     return _compiled("ffmpeg")
@@ -267,12 +272,17 @@ def _compiled(name: str) -> Any:
             with contextlib.suppress(ImportError):  # no numba: the numpy paths below
                 _load_numba_without_blas()
         try:
-            from ._kernels import ffmpeg_ssim_sum, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
+            from ._kernels import ffmpeg_ssim_sum, luma, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
         except ImportError:  # numba not installed: the numpy paths give the same numbers
-            _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None, ffmpeg=None)
+            _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None, ffmpeg=None, luma=None)
         else:
             _KERNELS.update(
-                plain=ssim_sum, sums=ssim_cs_sums, box_int=ssim_box_int, sse_int=sse_int, ffmpeg=ffmpeg_ssim_sum
+                plain=ssim_sum,
+                sums=ssim_cs_sums,
+                box_int=ssim_box_int,
+                sse_int=sse_int,
+                ffmpeg=ffmpeg_ssim_sum,
+                luma=luma,
             )
     return _KERNELS[name]
 

@@ -23,6 +23,7 @@ from .errors import (
     ShapeMismatchError,
     WindowSizeError,
 )
+from .fast import compiled_luma
 from .metrics import METRICS, parse_metrics, ssim_window
 
 Color = Literal["rgb", "y", "gray", "yiq", "yuv"]
@@ -57,6 +58,7 @@ YIQ_WEIGHTS = np.array([0.299, 0.587, 0.114])
 GRAY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])
 
 _NATIVE_RANGE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+_LUMA_DTYPES = frozenset(np.dtype(t) for t in (np.uint8, np.uint16, np.float32, np.float64))
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,12 @@ def _check_values(
 
 def to_luma(a: np.ndarray, weights: np.ndarray, offset: float) -> np.ndarray:
     """Weighted sum of the RGB channels plus ``offset`` (float64); gray input counts as R=G=B."""
+    if a.ndim == 3 and a.shape[2] >= 3 and a.dtype in _LUMA_DTYPES:
+        kernel = compiled_luma()
+        if kernel is not None:  # one pass, no float64 copy of the image
+            out = np.empty(a.shape[:2])
+            kernel(a, float(weights[0]), float(weights[1]), float(weights[2]), float(offset), out)
+            return out
     x = np.asarray(a, dtype=np.float64)
     if x.ndim == 2:
         x = x[..., None] * np.ones(3)

@@ -166,3 +166,20 @@ def test_alpha_policies(rgb):
 def test_options_validation(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         Options(**kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_compiled_luma_is_the_numpy_formula_bit_for_bit(dtype):
+    from iqeval.prepare import Y_WEIGHTS, YIQ_WEIGHTS, to_luma
+
+    rng = np.random.default_rng(5)
+    top = 1.0 if np.dtype(dtype).kind == "f" else np.iinfo(dtype).max
+    a = (rng.random((31, 45, 3)) * top).astype(dtype)
+    for weights, offset in ((Y_WEIGHTS, 16.0), (YIQ_WEIGHTS, 0.0)):
+        x = a.astype(np.float64)
+        expected = x[..., 0] * weights[0]
+        expected += x[..., 1] * weights[1]
+        expected += x[..., 2] * weights[2]
+        if offset:
+            expected += offset
+        assert np.array_equal(to_luma(a, weights, offset), expected)

@@ -350,11 +350,45 @@ def video_case(root: Path, frames: int) -> None:
     ):
         t, rss = _timed([*iq, *extra])
         runs.append((label, t, rss))
-    print(f"\none {frames}-frame 1920x1080 H.264 pair, {cores} cores (start-up included)")
-    print(f"{'run':<62}{'seconds':>9}{'frames/s':>10}{'vs FFmpeg':>11}{'peak RSS':>10}")
+    # start-up: the same commands on a 2-frame clip of the same size, so the steady rate can be read off
+    tiny_pred, tiny_gt = root / "video" / "tiny_pred.mp4", root / "video" / "tiny_gt.mp4"
+    if not tiny_gt.exists():
+        from .clip import encode
+
+        encode(tiny_gt, 2, 16)
+        encode(tiny_pred, 2, 32)
+    _, t_ff0 = ffmpeg_video(tiny_pred, tiny_gt)
+    start = {runs[0][0]: t_ff0}
+    for label, extra in zip(
+        (r[0] for r in runs[1:]),
+        (["--color", "y"], ["--color", "y", "--jobs", "1"], ["--convention", "ffmpeg"], []),
+        strict=True,
+    ):
+        cmd = [
+            sys.executable,
+            "-m",
+            "iqeval",
+            "compare",
+            str(tiny_pred),
+            str(tiny_gt),
+            "--quiet",
+            "--metrics",
+            "ssim,psnr",
+        ]
+        start[label] = _timed([*cmd, *extra])[0]
+    steady_ff = (frames - 2) / (t_ff - t_ff0)
+    print(f"\none {frames}-frame 1920x1080 H.264 pair, {cores} cores")
+    print(
+        f"{'run':<62}{'seconds':>9}{'frames/s':>10}{'vs FFmpeg':>11}{'start-up':>10}{'steady':>8}{'vs FFmpeg':>11}{'peak RSS':>10}"
+    )
     for label, t, rss in runs:
         mem = f"{rss / 2**20:>7.0f} MiB" if rss else ""
-        print(f"{label:<62}{t:>9.2f}{frames / t:>10.1f}{t_ff / t:>10.2f}x{mem:>10}")
+        steady = (frames - 2) / (t - start[label])
+        print(
+            f"{label:<62}{t:>9.2f}{frames / t:>10.1f}{t_ff / t:>10.2f}x{start[label]:>9.2f}s{steady:>8.1f}"
+            f"{steady / steady_ff:>10.2f}x{mem:>10}"
+        )
+    print("(start-up: the same command on a 2-frame clip; steady: frames/s once started)")
     # iqeval's number is skimage's definition on the Y plane: check frame 0 decoded independently
     doc = json.loads(report.read_text())
     with av.open(str(pred)) as cp, av.open(str(gt)) as cg:
@@ -365,6 +399,69 @@ def video_case(root: Path, frames: int) -> None:
     print(
         f"frame 0 SSIM-Y: iqeval {got:.12f}, skimage on PyAV's own decode {ref:.12f} (difference {abs(got - ref):.1e})"
     )
+
+
+def overhead_case(root: Path) -> None:
+    """#15: what one item costs beyond its pixels (process start, imports, pool, pickling), and the
+    peak resident memory of one 4K and one 8K RGB pair, each run as the real command."""
+    small = root / "small"
+    for side in ("pred", "gt"):
+        (small / side).mkdir(parents=True, exist_ok=True)
+    n = 200
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        a = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        iio.imwrite(small / "gt" / f"{i:04d}.png", a)
+        iio.imwrite(small / "pred" / f"{i:04d}.png", np.clip(a.astype(int) + 3, 0, 255).astype(np.uint8))
+    one = [
+        sys.executable,
+        "-m",
+        "iqeval",
+        "compare",
+        str(small / "pred" / "0000.png"),
+        str(small / "gt" / "0000.png"),
+        "-q",
+    ]
+    t_start = min(_timed(one)[0] for _ in range(3))
+    print("\nper-item overhead (200 pairs of 16x16 PNG: almost no pixels)")
+    print(f"  start-up of the command (one pair): {t_start:.2f} s")
+    for jobs in (1, 0):
+        t, _ = _timed(
+            [
+                sys.executable,
+                "-m",
+                "iqeval",
+                "compare",
+                str(small / "pred"),
+                str(small / "gt"),
+                "-q",
+                "--jobs",
+                str(jobs),
+            ]
+        )
+        label = "--jobs 1" if jobs == 1 else f"all {default_jobs()} cores"
+        print(f"  {label:<14} {t:.2f} s in all, {(t - t_start) / n * 1e3:.2f} ms per item beyond start-up")
+    print("\npeak resident memory of the command on one RGB pair (decoding included)")
+    for name, shape in (("4K", (2160, 3840)), ("8K", (4320, 7680))):
+        pred, gt = make_pair(1, shape)
+        iio.imwrite(root / f"{name}_pred.png", pred)
+        iio.imwrite(root / f"{name}_gt.png", gt)
+        for extra in ((), ("--ssim-kernel", "gaussian")):
+            cmd = [
+                sys.executable,
+                "-m",
+                "iqeval",
+                "compare",
+                str(root / f"{name}_pred.png"),
+                str(root / f"{name}_gt.png"),
+                "-q",
+            ]
+            t, rss = _timed([*cmd, *extra])
+            what = "gaussian" if extra else "uniform"
+            pixels = 2 * pred.nbytes / 2**20
+            print(
+                f"  {name} {what:<9} {rss / 2**20:6.0f} MiB peak, {t:5.2f} s (the two decoded images: {pixels:.0f} MiB)"
+            )
 
 
 def main() -> None:
@@ -395,6 +492,7 @@ def main() -> None:
         print(f"  skimage float64 path {sk / 2**20:8.0f} MiB")
         print(f"  iqeval fast engine   {iq / 2**20:8.0f} MiB   ({iq / sk:.2f} of skimage's)")
         image_table(root, n)
+        overhead_case(root)
         video_case(root, int(os.environ.get("BENCH_FRAMES", "300")))
         batch_case()
         engine_grid()

@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -458,7 +458,9 @@ def video_format(path: str | os.PathLike[str], raw: RawFormat | None = None) -> 
     with _open_video(p, raw) as container:
         if not container.streams.video:
             raise LoadError(f"{p}: cannot read video: no video stream")
-        return _format_of(container.streams.video[0])
+        fmt = _format_of(container.streams.video[0])
+    # a raw file has no frame rate of its own (the one given to the demuxer is a placeholder)
+    return replace(fmt, rate=None) if raw is not None and p.suffix.lower() in RAW_EXTENSIONS else fmt
 
 
 def _plane_array(plane: Any, dtype: np.dtype) -> np.ndarray:

@@ -227,7 +227,12 @@ class _FrameScorer:
         info: PairInfo | None = None
         for k, (x, y) in enumerate(zip(pp, gp, strict=True)):
             scores, plane_info = score_arrays(
-                x, y, replace(opts, metrics=wanted), f"{pname} plane {'YUV'[k]}", f"{gname} plane {'YUV'[k]}"
+                x,
+                y,
+                replace(opts, metrics=wanted),
+                f"{pname} plane {'YUV'[k]}",
+                f"{gname} plane {'YUV'[k]}",
+                self.engine,
             )
             info = info or plane_info
             per_plane.append(scores)
@@ -382,9 +387,8 @@ def score_sequence(
         frame_offset = found
     warnings: list[str] = []
     scorer = _FrameScorer(options, engine, mode, fmt, pred, gt)
-    planes: PlaneMode = mode
-    pred_frames = pred.decode(max_pixels, planes=planes, raw=raw, threads=threads)
-    gt_frames = gt.decode(max_pixels, planes=planes, raw=raw, threads=threads)
+    pred_frames = pred.decode(max_pixels, planes=mode, raw=raw, threads=threads)
+    gt_frames = gt.decode(max_pixels, planes=mode, raw=raw, threads=threads)
     if threads > 1:  # each side decodes in its own thread, a frame or two ahead
         pred_frames, gt_frames = prefetch(pred_frames), prefetch(gt_frames)
     pairs = _pairs(pred, gt, pred_frames, gt_frames, frame_offset, truncate, warnings)

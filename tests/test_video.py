@@ -442,3 +442,33 @@ def test_the_bar_shows_frames_per_second_on_a_narrow_terminal(tmp_path):
         assert proc.returncode == 0
         last = seen.decode().replace("\r\n", "\r").split("\r")[-2]  # the bar's final state
         assert f"5/{total}" in last and "frame/s" in last, (columns, last)
+
+
+def test_a_raw_file_has_no_frame_rate_to_disagree_with(tmp_path):
+    frames = make_planes(2, "yuv420p", 0)
+    write_raw(tmp_path / "pred.yuv", frames)
+    write_ffv1(tmp_path / "gt.mkv", frames, "yuv420p", rate=30)
+    doc = report(
+        tmp_path,
+        str(tmp_path / "pred.yuv"),
+        str(tmp_path / "gt.mkv"),
+        "--video-size",
+        f"{W}x{H}",
+        "--pix-fmt",
+        "yuv420p",
+        "--color",
+        "y",
+        "--metrics",
+        "psnr",
+    )
+    assert [r["psnr"] for r in frame_rows(doc)] == [math.inf, math.inf]
+
+
+def test_yuv_planes_use_the_engine_asked_for(tmp_path, clip):
+    _ = clip
+    p, g = str(tmp_path / "pred.mkv"), str(tmp_path / "gt.mkv")
+    fast = frame_rows(report(tmp_path, p, g, "--color", "yuv", "--metrics", "ssim,psnr"))
+    reference = frame_rows(report(tmp_path, p, g, "--color", "yuv", "--metrics", "ssim,psnr", "--engine", "skimage"))
+    for a, b in zip(fast, reference, strict=True):
+        assert a["ssim"] == pytest.approx(b["ssim"], abs=1e-12)
+        assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-9)

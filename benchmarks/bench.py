@@ -282,15 +282,23 @@ def engine_grid() -> None:
                 )
 
 
+# runs a command and writes its peak resident memory (its own, not this large process's: a child
+# forked from here would count the pages it shared with us before exec)
+_WRAPPER = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
+)
+
+
 def _timed(cmd: list[str]) -> tuple[float, int]:
     """Wall seconds and peak resident memory (bytes) of one command."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
-    return elapsed, usage.ru_maxrss * 1024
+    with tempfile.NamedTemporaryFile(suffix=".rss") as out:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", _WRAPPER, out.name, *cmd])
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"failed: {' '.join(cmd)}")
+        return elapsed, int(Path(out.name).read_text()) * 1024
 
 
 def ffmpeg_video(pred: Path, gt: Path) -> tuple[str, float]:

@@ -307,7 +307,8 @@ be written; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
     "--ssim-kernel",
     type=click.Choice(KERNELS),
     default=None,
-    help="uniform: skimage's 7x7; gaussian: Wang et al. 11x11, sigma 1.5.  [default: the convention's]",
+    help="uniform: skimage's 7x7; gaussian: Wang et al. 11x11, sigma 1.5; ffmpeg: FFmpeg's 8x8 blocks at stride 4 "
+    "(integer samples).  [default: the convention's]",
 )
 @click.option("--win-size", type=int, default=None, help="Odd SSIM window side (default 7, or 11 for gaussian).")
 @click.option("--sigma", type=float, default=None, help="Gaussian SSIM sigma.  [default: 1.5]")

@@ -101,7 +101,8 @@ CONVENTIONS: dict[str, Convention] = {
             "ffmpeg",
             "Y, U and V planes of YUV video at the file's bit depth, pooled by area; 8x8 blocks at stride 4",
             "FFmpeg's ssim and psnr filters (libavfilter vf_ssim, vf_psnr): the 'All' and 'average' values",
-            "FFmpeg's filters run live through PyAV on 8- and 10-bit clips, per frame, 1e-6 (FFmpeg sums in float32)",
+            "FFmpeg's filters run live through PyAV on 8- and 10-bit clips, per frame: SSIM 2e-6, PSNR 1e-5 dB "
+            "(FFmpeg prints 6 decimals, sums 8-bit SSIM and keeps MSE in float32)",
             {"color": "yuv", "ssim_kernel": "ffmpeg"},
             "For Y only (PSNR-Y, SSIM-Y as codec people report them) add --color y. Still images and RGB "
             "videos have no YUV planes: pass --color rgb to score their channels with FFmpeg's SSIM blocks.",

@@ -348,7 +348,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         return None
 
 
-def _video_format(stream: object) -> str:
+def _rgb_format(stream: object) -> str:
     """Pick an RGB pixel format that keeps every bit of the stream."""
     pix_fmt = str(getattr(getattr(stream, "codec_context", None), "pix_fmt", "") or "")
     deep = any(tag in pix_fmt for tag in ("10", "12", "14", "16"))
@@ -516,7 +516,7 @@ def iter_frames(
             ctx.thread_count = threads
         else:
             stream.thread_type = "NONE"
-        fmt = _video_format(stream)
+        fmt = _rgb_format(stream)
         native = planes != "rgb"
         if native:
             vf = _format_of(stream)

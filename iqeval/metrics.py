@@ -190,6 +190,11 @@ def ssim_window(kernel: str, win_size: int | None, sigma: float) -> int:
     return fast.window(kernel, win_size, sigma)[2]
 
 
+def ffmpeg_constants(max_value: int) -> tuple[int, int]:
+    """FFmpeg's SSIM constants for 8x8 windows of integer sums, rounded to integers as it rounds them."""
+    return int(0.01 * 0.01 * max_value * max_value * 64 + 0.5), int(0.03 * 0.03 * max_value * max_value * 64 * 63 + 0.5)
+
+
 def ffmpeg_ssim(x: np.ndarray, y: np.ndarray, max_value: int) -> float:
     """SSIM of one plane as FFmpeg's ``ssim`` filter computes it (libavfilter/vf_ssim.c).
 
@@ -210,8 +215,7 @@ def ffmpeg_ssim(x: np.ndarray, y: np.ndarray, max_value: int) -> float:
         return s[:-1, :-1] + s[1:, :-1] + s[:-1, 1:] + s[1:, 1:]
 
     s1, s2, ss, s12 = blocks(a), blocks(b), blocks(a * a + b * b), blocks(a * b)
-    c1 = int(0.01 * 0.01 * max_value * max_value * 64 + 0.5)
-    c2 = int(0.03 * 0.03 * max_value * max_value * 64 * 63 + 0.5)
+    c1, c2 = ffmpeg_constants(max_value)
     variance = ss * 64 - s1 * s1 - s2 * s2
     covariance = s12 * 64 - s1 * s2
     num = (2 * s1 * s2 + c1).astype(np.float64) * (2 * covariance + c2).astype(np.float64)
@@ -487,15 +491,13 @@ _FFMPEG_INTEGERS = (
 
 def _ffmpeg_planes(pred: np.ndarray, gt: np.ndarray, data_range: float, compiled: bool = False) -> float:
     kernel = fast.compiled_ffmpeg() if compiled else None
+    top = round(data_range)
     values = []
     for x, y in zip(_planes(pred), _planes(gt), strict=True):
         if kernel is None:
-            values.append(ffmpeg_ssim(x, y, round(data_range)))
+            values.append(ffmpeg_ssim(x, y, top))
             continue
-        top = round(data_range)
-        c1 = int(0.01 * 0.01 * top * top * 64 + 0.5)
-        c2 = int(0.03 * 0.03 * top * top * 64 * 63 + 0.5)
-        total, count = kernel(x, y, c1, c2)
+        total, count = kernel(x, y, *ffmpeg_constants(top))
         values.append(total / count)
     return float(np.mean(values))
 

@@ -308,30 +308,11 @@ def ffmpeg_video(pred: Path, gt: Path) -> tuple[str, float]:
         graph = "[0:v]split[a][b];[1:v]split[c][d];[a][c]ssim;[b][d]psnr"
         cmd = [exe, "-v", "error", "-nostats", "-i", str(pred), "-i", str(gt), "-filter_complex", graph]
         return "FFmpeg executable", _timed([*cmd, "-f", "null", "-"])[0]
-    import av
+    from .clip import ffmpeg_filter_frames
 
     start = time.perf_counter()
-    with av.open(str(pred)) as c0, av.open(str(gt)) as c1:
-        s0, s1 = c0.streams.video[0], c1.streams.video[0]
-        s0.thread_type = s1.thread_type = "AUTO"
-        graph = av.filter.Graph()
-        b0, b1 = graph.add_buffer(template=s0), graph.add_buffer(template=s1)
-        split0, split1, ssim, psnr = graph.add("split"), graph.add("split"), graph.add("ssim"), graph.add("psnr")
-        sinks = graph.add("buffersink"), graph.add("buffersink")
-        b0.link_to(split0)
-        b1.link_to(split1)
-        split0.link_to(ssim, 0, 0)
-        split1.link_to(ssim, 0, 1)
-        split0.link_to(psnr, 1, 0)
-        split1.link_to(psnr, 1, 1)
-        ssim.link_to(sinks[0])
-        psnr.link_to(sinks[1])
-        graph.configure()
-        for f0, f1 in zip(c0.decode(s0), c1.decode(s1), strict=True):
-            b0.push(f0)
-            b1.push(f1)
-            sinks[0].pull()
-            sinks[1].pull()
+    for _ in ffmpeg_filter_frames(pred, gt, threaded=True):
+        pass
     return "FFmpeg filters through PyAV", time.perf_counter() - start
 
 

@@ -56,3 +56,32 @@ def make_clip(root: Path, n: int) -> tuple[Path, Path]:
     if not pred.exists():
         encode(pred, n, 32)
     return pred, gt
+
+
+def ffmpeg_filter_frames(pred: Path, gt: Path, threaded: bool = False):  # type: ignore[no-untyped-def]
+    """FFmpeg's ssim and psnr filters on two videos, through the FFmpeg bundled in PyAV: yields each
+    frame's metadata (``lavfi.ssim.All``, ``lavfi.psnr.psnr_avg``, ... as FFmpeg prints them)."""
+    import av
+
+    with av.open(str(pred)) as c0, av.open(str(gt)) as c1:
+        s0, s1 = c0.streams.video[0], c1.streams.video[0]
+        if threaded:
+            s0.thread_type = s1.thread_type = "AUTO"
+        graph = av.filter.Graph()
+        b0, b1 = graph.add_buffer(template=s0), graph.add_buffer(template=s1)
+        split0, split1 = graph.add("split"), graph.add("split")
+        ssim, psnr = graph.add("ssim"), graph.add("psnr")
+        sink_s, sink_p = graph.add("buffersink"), graph.add("buffersink")
+        b0.link_to(split0)
+        b1.link_to(split1)
+        split0.link_to(ssim, 0, 0)
+        split1.link_to(ssim, 0, 1)
+        split0.link_to(psnr, 1, 0)
+        split1.link_to(psnr, 1, 1)
+        ssim.link_to(sink_s)
+        psnr.link_to(sink_p)
+        graph.configure()
+        for f0, f1 in zip(c0.decode(s0), c1.decode(s1), strict=True):
+            b0.push(f0)
+            b1.push(f1)
+            yield {**sink_s.pull().metadata, **sink_p.pull().metadata}

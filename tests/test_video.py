@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from skimage import data, transform
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from benchmarks.clip import ffmpeg_filter_frames
 from iqeval.cli import cli
 from iqeval.evaluate import CompareConfig
 from iqeval.io import RawFormat
@@ -137,30 +138,8 @@ def test_native_planes_match_skimage_at_the_files_bit_depth(tmp_path, clip):
 
 
 def ffmpeg_filters(pred: Path, gt: Path) -> list[dict[str, float]]:
-    """Per-frame metadata of FFmpeg's ssim and psnr filters on two videos, run through PyAV."""
-    with av.open(str(pred)) as c0, av.open(str(gt)) as c1:
-        s0, s1 = c0.streams.video[0], c1.streams.video[0]
-        graph = av.filter.Graph()
-        b0, b1 = graph.add_buffer(template=s0), graph.add_buffer(template=s1)
-        split0, split1 = graph.add("split"), graph.add("split")
-        ssim, psnr = graph.add("ssim"), graph.add("psnr")
-        sink_s, sink_p = graph.add("buffersink"), graph.add("buffersink")
-        b0.link_to(split0)
-        b1.link_to(split1)
-        split0.link_to(ssim, 0, 0)
-        split1.link_to(ssim, 0, 1)
-        split0.link_to(psnr, 1, 0)
-        split1.link_to(psnr, 1, 1)
-        ssim.link_to(sink_s)
-        psnr.link_to(sink_p)
-        graph.configure()
-        rows = []
-        for f0, f1 in zip(c0.decode(s0), c1.decode(s1), strict=True):
-            b0.push(f0)
-            b1.push(f1)
-            meta = {**sink_s.pull().metadata, **sink_p.pull().metadata}
-            rows.append({k: float(v) for k, v in meta.items()})
-    return rows
+    """Per-frame values of FFmpeg's ssim and psnr filters on two videos, run through PyAV."""
+    return [{k: float(v) for k, v in meta.items()} for meta in ffmpeg_filter_frames(pred, gt)]
 
 
 def test_ffmpeg_convention_reproduces_ffmpegs_filters_live(tmp_path, clip):

@@ -69,7 +69,7 @@ class CompareConfig:
 
     def pooling(self, metric: str) -> str:
         """How the frames of a sequence pool into its ``metric`` value."""
-        return dict(self.pool).get(metric, METRICS[metric].pool)
+        return pooling(self.pool, metric)
 
     def key_names(self) -> tuple[str, ...]:
         """The keys every item gets."""
@@ -92,6 +92,11 @@ class CompareConfig:
             "raw": None if self.raw is None else f"{self.raw.width}x{self.raw.height} {self.raw.pix_fmt}",
             "group_by": self.group_by,
         }
+
+
+def pooling(pool: Iterable[tuple[str, str]], metric: str) -> str:
+    """The pooling ``pool`` (metric, pooling) pairs give ``metric``, else the metric's own (the mean)."""
+    return dict(pool).get(metric, METRICS[metric].pool)
 
 
 def compile_group_by(pattern: str) -> re.Pattern[str]:
@@ -234,8 +239,7 @@ def evaluate_item(
     except Exception as exc:  # a bug or an unforeseen decoder failure must not lose the other items
         return result({}, error=f"unexpected error ({type(exc).__name__}: {exc})")
     # each metric pools its frames its own way (the mean: one infinite frame makes it infinite)
-    pools = dict(seq.pool)
-    pooled = {m: pool_function(pools.get(m, METRICS[m].pool))(frames[:, i]) for i, m in enumerate(options.metrics)}
+    pooled = {m: pool_function(pooling(seq.pool, m))(frames[:, i]) for i, m in enumerate(options.metrics)}
     return result(pooled, frames, info=info, warnings=warnings)
 
 

@@ -266,7 +266,7 @@ def _load_numba_without_blas() -> None:
 
 
 def _compiled(name: str) -> Any:
-    """A compiled kernel by name (plain, sums, box_int, sse_int, ffmpeg), or None where numba is missing."""
+    """A compiled kernel by name (plain, sums, box_int, sse_int, ffmpeg, luma), or None where numba is missing."""
     if not _KERNELS:
         if QUICK_START:
             with contextlib.suppress(ImportError):  # no numba: the numpy paths below

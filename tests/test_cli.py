@@ -16,6 +16,18 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
+def test_version_is_the_installed_distributions():
+    """``--version``, ``iqeval.__version__`` and the installed metadata (read from ``_version.py``) agree."""
+    from importlib.metadata import version
+
+    import iqeval
+
+    out = CliRunner().invoke(cli, ["--version"])
+    assert out.exit_code == 0
+    assert out.output.strip() == f"iqeval, version {version('iqeval')}"
+    assert iqeval.__version__ == version("iqeval")
+
+
 def test_single_pair_prints_scores_and_facts(write_png, rgb):
     gt = write_png("gt.png", rgb)
     pred = write_png("pred.png", np.clip(rgb.astype(int) + 3, 0, 255).astype(np.uint8))

@@ -168,7 +168,7 @@ class _Bar:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bar: Any = None
-        self.frame_total: int | None = None
+        self.frame_total: Callable[[], int | None] = lambda: None
         self.counting_frames = False
         self.live = 0  # frames counted since the last item arrived
 
@@ -195,9 +195,16 @@ class _Bar:
             bar_format=narrow,
         )
 
-    def begin_frames(self, total: int | None) -> None:
+    def begin_frames(self, total: Callable[[], int | None]) -> None:
         self.counting_frames = True
         self.frame_total = total
+
+    def shown(self) -> bool:
+        """Whether a bar will be drawn: not ``--quiet``, and stderr is a terminal (tqdm's own test)."""
+        try:
+            return not self.quiet and sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            return False
 
     def frames(self, n: int) -> None:
         if self.bar is not None:
@@ -206,7 +213,9 @@ class _Bar:
 
     def __call__(self, done: int, total: int, result: ItemResult | None) -> None:
         if self.bar is None:
-            self._open(self.frame_total if self.counting_frames else total, "frame" if self.counting_frames else "item")
+            # the frame total reads every video's header: only for a bar that is drawn
+            frames = self.frame_total() if self.counting_frames and self.shown() else None
+            self._open(frames if self.counting_frames else total, "frame" if self.counting_frames else "item")
         if result is None:
             return
         if self.counting_frames:

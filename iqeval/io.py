@@ -398,7 +398,7 @@ class RawFormat:
 
 @dataclass(frozen=True)
 class VideoFormat:
-    """What a video's header says: pixel format, bit depth, size, frame rate."""
+    """What a video's header says: pixel format, bit depth, size, frame rate, frame count."""
 
     pix_fmt: str
     width: int
@@ -406,6 +406,7 @@ class VideoFormat:
     bits: int
     planar: bool  # planar YUV or gray: the planes can be scored as decoded
     rate: float | None
+    frames: int | None = None  # None where the container does not say (Matroska, raw)
 
     def describe(self) -> str:
         return f"{self.pix_fmt}, {self.bits}-bit"
@@ -448,7 +449,13 @@ def _format_of(stream: Any) -> VideoFormat:
         bits = int(ctx.format.components[0].bits)
     rate = stream.average_rate or stream.guessed_rate
     return VideoFormat(
-        pix_fmt, int(ctx.width or 0), int(ctx.height or 0), bits, m is not None, float(rate) if rate else None
+        pix_fmt,
+        int(ctx.width or 0),
+        int(ctx.height or 0),
+        bits,
+        m is not None,
+        float(rate) if rate else None,
+        int(stream.frames) or None,
     )
 
 
@@ -459,8 +466,11 @@ def video_format(path: str | os.PathLike[str], raw: RawFormat | None = None) -> 
         if not container.streams.video:
             raise LoadError(f"{p}: cannot read video: no video stream")
         fmt = _format_of(container.streams.video[0])
-    # a raw file has no frame rate of its own (the one given to the demuxer is a placeholder)
-    return replace(fmt, rate=None) if raw is not None and p.suffix.lower() in RAW_EXTENSIONS else fmt
+    # a raw file has no frame rate of its own (the one given to the demuxer is a placeholder), and
+    # its frame count is its size
+    if raw is not None and p.suffix.lower() in RAW_EXTENSIONS:
+        return replace(fmt, rate=None, frames=p.stat().st_size // raw.frame_bytes())
+    return fmt
 
 
 def _plane_array(plane: Any, dtype: np.dtype) -> np.ndarray:

@@ -43,15 +43,16 @@ Progress = Callable[[int, int, "ItemResult | None"], None]
 """Called as ``progress(done, total, result)``: once with ``(0, total, None)``, then after each item.
 
 A progress object that also has ``begin_frames(total)`` and ``frames(n)`` (see
-:class:`FrameProgress`) counts frames where a run has sequences: it is told the
-frame total first (None when a container does not say), then of each frame as
-it is scored in this process; frames scored in worker processes arrive with
-their item."""
+:class:`FrameProgress`) counts frames where a run has sequences: it is given
+first a function that returns the frame total (None when a container does not
+say; it reads every video's header, so a display that is not shown need not
+call it), then told of each frame as it is scored in this process; frames
+scored in worker processes arrive with their item."""
 
 
 @runtime_checkable
 class FrameProgress(Protocol):
-    def begin_frames(self, total: int | None) -> None: ...
+    def begin_frames(self, total: Callable[[], int | None]) -> None: ...
 
     def frames(self, n: int) -> None: ...
 
@@ -156,7 +157,8 @@ def run(
     if config.weights is not None:
         check_weight_coverage(config.weights, [keys_of(i, config.group_by) for i in pairing.items])
     if isinstance(progress, FrameProgress) and any(i.kind == "sequence" for i in pairing.items):
-        progress.begin_frames(_frame_total(pairing.items))
+        items = pairing.items
+        progress.begin_frames(lambda: _frame_total(items))
         with frame_listener(progress.frames):
             results = tuple(_reporting(score(config, pairing.items, mapper), len(pairing.items), progress))
     else:

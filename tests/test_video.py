@@ -371,8 +371,8 @@ def test_progress_counts_frames_as_they_are_scored(tmp_path):
             self.total: int | None = -1
             self.ticks: list[tuple[str, int]] = []
 
-        def begin_frames(self, total: int | None) -> None:
-            self.total = total
+        def begin_frames(self, total) -> None:
+            self.total = total()  # a function: the headers are read only by a display that asks
 
         def frames(self, n: int) -> None:
             self.ticks.append(("frame", n))
@@ -386,6 +386,22 @@ def test_progress_counts_frames_as_they_are_scored(tmp_path):
         run_config(config, progress=rec)
         assert rec.total == 7
         assert rec.ticks == [("item", 0)] + [("frame", 1)] * 7 + [("item", 1)]
+
+
+def test_a_bar_that_is_not_drawn_reads_no_header(monkeypatch):
+    """--quiet, or stderr not a terminal: the frame total (a header read per video) is never asked for."""
+    from iqeval.cli import _Bar
+
+    def total() -> int:
+        raise AssertionError("the frame total was read for a bar that is not drawn")
+
+    for quiet, tty in ((True, True), (False, False)):
+        monkeypatch.setattr("sys.stderr.isatty", lambda tty=tty: tty, raising=False)
+        bar = _Bar(quiet)
+        bar.begin_frames(total)
+        bar(0, 1, None)
+        bar.close()
+        assert bar.shown() is False
 
 
 def test_the_bar_shows_frames_per_second_on_a_narrow_terminal(tmp_path):

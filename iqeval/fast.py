@@ -18,6 +18,8 @@ holds this engine to it for every option.
 from __future__ import annotations
 
 import contextlib
+import gc
+import threading
 from typing import Any
 
 import numpy as np
@@ -268,23 +270,36 @@ def _load_numba_without_blas() -> None:
 def _compiled(name: str) -> Any:
     """A compiled kernel by name (plain, sums, box_int, sse_int, ffmpeg, luma), or None where numba is missing."""
     if not _KERNELS:
-        if QUICK_START:
-            with contextlib.suppress(ImportError):  # no numba: the numpy paths below
-                _load_numba_without_blas()
-        try:
-            from ._kernels import ffmpeg_ssim_sum, luma, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
-        except ImportError:  # numba not installed: the numpy paths give the same numbers
-            _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None, ffmpeg=None, luma=None)
-        else:
-            _KERNELS.update(
-                plain=ssim_sum,
-                sums=ssim_cs_sums,
-                box_int=ssim_box_int,
-                sse_int=sse_int,
-                ffmpeg=ffmpeg_ssim_sum,
-                luma=luma,
-            )
+        with _LOADING:  # the frame threads of a video all ask at once: one loads, the others wait
+            if not _KERNELS:
+                _load_kernels()
     return _KERNELS[name]
+
+
+_LOADING = threading.Lock()
+
+
+def _load_kernels() -> None:
+    if QUICK_START:
+        with contextlib.suppress(ImportError):  # no numba: the numpy paths below
+            _load_numba_without_blas()
+    try:
+        from ._kernels import ffmpeg_ssim_sum, luma, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
+    except ImportError:  # numba not installed: the numpy paths give the same numbers
+        _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None, ffmpeg=None, luma=None)
+        return
+    _KERNELS.update(
+        plain=ssim_sum,
+        sums=ssim_cs_sums,
+        box_int=ssim_box_int,
+        sse_int=sse_int,
+        ffmpeg=ffmpeg_ssim_sum,
+        luma=luma,
+    )
+    if QUICK_START:
+        # the command's process keeps numba's hundred thousand objects to the end: out of the
+        # garbage collector's sight, its full collections stop walking them (about 0.1 s a run)
+        gc.freeze()
 
 
 def _planes(a: np.ndarray) -> list[np.ndarray]:
@@ -341,7 +356,7 @@ def mean_ssim(
             for x, y in zip(_planes(pred), _planes(gt), strict=True):
                 # a channel of an interleaved image is a strided view; a contiguous copy halves the kernel's time
                 x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
-                col = np.zeros((5, x.shape[1]), dtype=wide)
+                col = np.zeros((4, x.shape[1]), dtype=wide)
                 total += kernel_int(x, y, win, c1n, c2n, n / (n - 1), col)
             pad = win // 2
             planes = 1 if pred.ndim == 2 else pred.shape[2]

@@ -118,13 +118,14 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
     """Sum of the uniform-window SSIM map of two unsigned-integer planes, from exact window sums.
 
     ``x`` and ``y`` are 2-D (any unsigned dtype up to 16 bits, any strides).
-    ``col`` is a zeroed (5, width) array of the accumulator type
+    ``col`` is a zeroed (4, width) array of the accumulator type
     (:func:`iqeval.fast.integer_accumulator`: int32 for 8-bit data, so the
-    loops vectorise twice as wide). The column sums of the five moments are
-    kept as running sums down the image (one row in, one row out, in one
-    pass); each output row then sums ``win`` of them along the row (unrolled
-    for the default 7), and the float formula after them is
-    :func:`iqeval.fast._mean_ssim_uniform_int`'s, operation for operation.
+    loops vectorise twice as wide). It holds the column sums of four moments,
+    x, y, x*x + y*y and x*y (the formula needs the squares only as their sum,
+    so one moment serves both), as running sums down the image (one row in,
+    one row out, in one pass); each output row then sums ``win`` of them along
+    the row (unrolled for the default 7). The float formula after them is
+    :func:`iqeval.fast._mean_ssim_uniform_int`'s, on the same exact integers.
     Returns the sum over the pixels at least ``win // 2`` from every edge,
     added row by row.
     """
@@ -133,7 +134,7 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
     nf = float(win * win)
     tcn = 2.0 * cn
     out = width - win + 1
-    hs = np.zeros((5, out), dtype=col.dtype)
+    hs = np.zeros((4, out), dtype=col.dtype)
     row = np.empty(out)
     total = 0.0
     for i in range(win):  # the first window
@@ -142,9 +143,8 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
             b = col.dtype.type(y[i, j])
             col[0, j] += a
             col[1, j] += b
-            col[2, j] += a * a
-            col[3, j] += b * b
-            col[4, j] += a * b
+            col[2, j] += a * a + b * b
+            col[3, j] += a * b
     for o in range(pad, height - pad):
         if o > pad:  # slide the window down one row: one row in, one row out
             new, old = o + pad, o - pad - 1
@@ -155,10 +155,9 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
                 b0 = col.dtype.type(y[old, j])
                 col[0, j] += a - a0
                 col[1, j] += b - b0
-                col[2, j] += a * a - a0 * a0
-                col[3, j] += b * b - b0 * b0
-                col[4, j] += a * b - a0 * b0
-        for m in range(5):
+                col[2, j] += (a * a + b * b) - (a0 * a0 + b0 * b0)
+                col[3, j] += a * b - a0 * b0
+        for m in range(4):
             if win == 7:
                 for j in range(out):
                     hs[m, j] = (col[m, j] + col[m, j + 1] + col[m, j + 2] + col[m, j + 3]) + (
@@ -178,9 +177,9 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
             p = sx * sy
             q = sx * sx + sy * sy
             num = p * 2.0 + c1n
-            a2 = (nf * float(hs[4, j]) - p) * tcn + c2n
+            a2 = (nf * float(hs[3, j]) - p) * tcn + c2n
             den = q + c1n
-            b2 = (nf * float(hs[2, j]) + nf * float(hs[3, j]) - q) * cn + c2n
+            b2 = (nf * float(hs[2, j]) - q) * cn + c2n
             row[j] = (num * a2) / (den * b2)
         total += _sum(row)
     return total

@@ -52,6 +52,8 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):
     total_cs = 0.0
     first = row0 - r
     wr = w[r]
+    # the outer taps of an 11-tap window, named for the unrolled passes (unused otherwise)
+    w0, w1, w2, w3, w4 = (w[0], w[1], w[2], w[3], w[4]) if k == 11 else (0.0, 0.0, 0.0, 0.0, 0.0)
     for i in range(first, row1 + r):
         for j in range(width):
             a = x[i, col0 - r + j] * xs
@@ -65,6 +67,13 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):
         for m in range(5):
             h = ring[slot, m]
             src = moments[m]
+            if k == 11:  # every Gaussian convention (sigma 1.5): all eleven taps in one pass
+                for jj in range(ncols):
+                    h[jj] = (wr * src[jj + 5] + w4 * (src[jj + 4] + src[jj + 6])) + (
+                        (w3 * (src[jj + 3] + src[jj + 7]) + w2 * (src[jj + 2] + src[jj + 8]))
+                        + (w1 * (src[jj + 1] + src[jj + 9]) + w0 * (src[jj] + src[jj + 10]))
+                    )
+                continue
             for jj in range(ncols):
                 h[jj] = wr * src[jj + r]
             for t in range(r):
@@ -77,7 +86,26 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):
             continue
         base = i - first - (k - 1)  # the ring holds input rows base .. base + k - 1 (mod k)
         centre = (base + r) % k
-        for m in range(5):
+        if k == 11:  # the same eleven taps down the ring, in one pass
+            for m in range(5):
+                um = u[m]
+                a0 = ring[base % k, m]
+                a1 = ring[(base + 1) % k, m]
+                a2 = ring[(base + 2) % k, m]
+                a3 = ring[(base + 3) % k, m]
+                a4 = ring[(base + 4) % k, m]
+                a5 = ring[(base + 5) % k, m]
+                a6 = ring[(base + 6) % k, m]
+                a7 = ring[(base + 7) % k, m]
+                a8 = ring[(base + 8) % k, m]
+                a9 = ring[(base + 9) % k, m]
+                a10 = ring[(base + 10) % k, m]
+                for jj in range(ncols):
+                    um[jj] = (wr * a5[jj] + w4 * (a4[jj] + a6[jj])) + (
+                        (w3 * (a3[jj] + a7[jj]) + w2 * (a2[jj] + a8[jj]))
+                        + (w1 * (a1[jj] + a9[jj]) + w0 * (a0[jj] + a10[jj]))
+                    )
+        for m in range(5 if k != 11 else 0):
             um = u[m]
             c = ring[centre, m]
             for jj in range(ncols):

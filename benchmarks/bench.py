@@ -457,6 +457,13 @@ def main() -> None:
     n = int(os.environ.get("BENCH_PAIRS", "8"))
     keep = os.environ.get("BENCH_DIR")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="iqeval-bench-"))
+    # an installed iqeval has its bytecode compiled (pip does it); a source tree run with
+    # PYTHONDONTWRITEBYTECODE set would compile every module on every start instead
+    import compileall
+
+    import iqeval
+
+    compileall.compile_dir(Path(iqeval.__file__).parent, quiet=1)
     try:
         print(f"generating {n} 1080p RGB PNG pairs in {root} ...", flush=True)
         generate(root, n)

@@ -804,13 +804,18 @@ def main() -> None:
 
 
 def _exit(code: Any) -> None:
-    """End the process once the command is done: atexit handlers, then flushed output, then ``os._exit``.
+    """End the process once the command is done: what Python's own exit runs first (threads'
+    exit hooks and joins, atexit handlers), then flushed output, then ``os._exit``.
 
     It skips only the interpreter's teardown, which frees numba's and LLVM's
     objects one by one: a fifth of a second, longer than a whole small run.
     Every file the command writes is closed before it returns.
     """
     import atexit
+
+    shutdown = getattr(threading, "_shutdown", None)  # thread pools' exit hooks, then non-daemon joins
+    if shutdown is not None:
+        shutdown()
 
     if code is None:
         status = 0

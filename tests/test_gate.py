@@ -212,6 +212,8 @@ def test_installed_command_end_to_end(tree, tmp_path):
         timeout=120,
     )
     assert proc.returncode == 4, proc.stderr
+    # the process ends with os._exit: its piped output must still arrive whole, the table last
+    assert proc.stdout.rstrip().endswith("3 items (3 ok, 0 failed), 0 sequence frames"), proc.stdout
     assert "\x1b[" not in proc.stdout + proc.stderr  # no colour, no progress bar
     assert "Gate failed: ssim >= 0.999 (overall)" in proc.stderr
     doc = json.loads(out.read_text())

@@ -22,7 +22,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from benchmarks.clip import ffmpeg_filter_frames
 from iqeval.cli import cli
 from iqeval.evaluate import CompareConfig
-from iqeval.io import RawFormat
+from iqeval.io import RawFormat, video_format
 from iqeval.prepare import Options
 from iqeval.runner import run as run_config
 
@@ -204,6 +204,9 @@ def test_raw_yuv_and_y4m_read_as_written(tmp_path, pix_fmt):
         tmp_path, str(tmp_path / "pred.y4m"), str(tmp_path / "gt.y4m"), "--color", "y", "--metrics", "ssim,psnr"
     )
     assert raw["config"]["raw"] == f"{size} {pix_fmt}"
+    # the header facts: a raw file's frame count is its size over one frame's bytes
+    assert video_format(tmp_path / "gt.yuv", RawFormat.parse(size, pix_fmt)).frames == 3
+    assert video_format(tmp_path / "gt.y4m").pix_fmt == pix_fmt
     for rows in (frame_rows(raw), frame_rows(y4m)):
         assert len(rows) == 3
         for row, pp, gp in zip(rows, pred, gt, strict=True):

@@ -184,12 +184,12 @@ class _Bar:
             width = 80
         # narrow: the counts and the rate, which a bar would push off the line
         narrow = "{n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}]" if width < 60 else None
-        # disable=None: a bar only when stderr is a terminal (of any width), so logs and pipes stay clean
+        # a bar only when stderr is a terminal (of any width), so logs and pipes stay clean
         self.bar = tqdm(
             total=total,
             unit=unit,
             file=sys.stderr,
-            disable=True if self.quiet else None,
+            disable=not self.shown(),
             ncols=width if width >= 60 else 200,  # no bar to fit, so never cut the narrow line short
             dynamic_ncols=width >= 60,
             bar_format=narrow,
@@ -200,7 +200,7 @@ class _Bar:
         self.frame_total = total
 
     def shown(self) -> bool:
-        """Whether a bar will be drawn: not ``--quiet``, and stderr is a terminal (tqdm's own test)."""
+        """Whether a bar is drawn: not ``--quiet``, and stderr is a terminal."""
         try:
             return not self.quiet and sys.stderr.isatty()
         except (AttributeError, ValueError):

@@ -168,8 +168,7 @@ class _Bar:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bar: Any = None
-        self.frame_total: Callable[[], int | None] = lambda: None
-        self.counting_frames = False
+        self.frame_total: Callable[[], int | None] | None = None  # set when the run counts frames
         self.live = 0  # frames counted since the last item arrived
 
     def _open(self, total: int | None, unit: str) -> None:
@@ -196,7 +195,6 @@ class _Bar:
         )
 
     def begin_frames(self, total: Callable[[], int | None]) -> None:
-        self.counting_frames = True
         self.frame_total = total
 
     def shown(self) -> bool:
@@ -213,12 +211,13 @@ class _Bar:
 
     def __call__(self, done: int, total: int, result: ItemResult | None) -> None:
         if self.bar is None:
-            # the frame total reads every video's header: only for a bar that is drawn
-            frames = self.frame_total() if self.counting_frames and self.shown() else None
-            self._open(frames if self.counting_frames else total, "frame" if self.counting_frames else "item")
+            if self.frame_total is None:
+                self._open(total, "item")
+            else:  # the frame total reads every video's header: only for a bar that is drawn
+                self._open(self.frame_total() if self.shown() else None, "frame")
         if result is None:
             return
-        if self.counting_frames:
+        if self.frame_total is not None:
             n = max(1, result.frame_scores.shape[0]) if result.kind == "sequence" else 1
             self.bar.update(max(0, n - self.live))
             self.live = 0

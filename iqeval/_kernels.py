@@ -213,6 +213,23 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
+def halve(a, scale, out):  # type: ignore[no-untyped-def]
+    """``out`` = the 2x2 block means of ``a`` (any dtype, any strides) times ``scale``, in float64.
+
+    The operations and their order are :func:`iqeval.metrics._average_pool`'s
+    on ``a * scale`` (each sample scaled, the four added left to right, then
+    times 0.25), so the result is the same bits; rows and columns past
+    ``2 * out.shape`` are not read.
+    """
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            v = float(a[2 * i, 2 * j]) * scale + float(a[2 * i, 2 * j + 1]) * scale
+            v = v + float(a[2 * i + 1, 2 * j]) * scale
+            v = v + float(a[2 * i + 1, 2 * j + 1]) * scale
+            out[i, j] = v * 0.25
+
+
+@njit(cache=True, nogil=True)
 def sse_int(x, y):  # type: ignore[no-untyped-def]
     """Exact sum of squared differences of two unsigned-integer 2-D arrays of one shape (any strides), as int64."""
     total = np.int64(0)

@@ -236,6 +236,11 @@ def compiled_luma() -> Any:
     return _compiled("luma")
 
 
+def compiled_halve() -> Any:
+    """MS-SSIM's 2x2 average pooling compiled (:func:`iqeval._kernels.halve`), or None without numba."""
+    return _compiled("halve")
+
+
 def compiled_ffmpeg() -> Any:
     """FFmpeg's block SSIM compiled (:func:`iqeval._kernels.ffmpeg_ssim_sum`), or None without numba."""
     return _compiled("ffmpeg")
@@ -268,7 +273,7 @@ def _load_numba_without_blas() -> None:
 
 
 def _compiled(name: str) -> Any:
-    """A compiled kernel by name (plain, sums, box_int, sse_int, ffmpeg, luma), or None where numba is missing."""
+    """A compiled kernel by name (plain, sums, box_int, sse_int, ffmpeg, luma, halve), or None without numba."""
     if not _KERNELS:
         with _LOADING:  # the frame threads of a video all ask at once: one loads, the others wait
             if not _KERNELS:
@@ -284,9 +289,9 @@ def _load_kernels() -> None:
         with contextlib.suppress(ImportError):  # no numba: the numpy paths below
             _load_numba_without_blas()
     try:
-        from ._kernels import ffmpeg_ssim_sum, luma, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
+        from ._kernels import ffmpeg_ssim_sum, halve, luma, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
     except ImportError:  # numba not installed: the numpy paths give the same numbers
-        _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None, ffmpeg=None, luma=None)
+        _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None, ffmpeg=None, luma=None, halve=None)
         return
     _KERNELS.update(
         plain=ssim_sum,
@@ -295,6 +300,7 @@ def _load_kernels() -> None:
         sse_int=sse_int,
         ffmpeg=ffmpeg_ssim_sum,
         luma=luma,
+        halve=halve,
     )
     if QUICK_START:
         # the command's process keeps numba's hundred thousand objects to the end: out of the

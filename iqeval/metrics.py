@@ -312,17 +312,23 @@ def _ssim_plane_compiled(
     cov: float,
     keep: bool,
     cs_relu: bool,
+    xs: float = 1.0,
+    ys: float = 1.0,
 ) -> tuple[float, float]:
-    """:func:`_ssim_plane` by the compiled kernel: the same sums, without full-size temporaries."""
+    """:func:`_ssim_plane` by the compiled kernel: the same sums, without full-size temporaries.
+
+    ``x`` and ``y`` may be any real dtype the kernel reads (see :func:`_compiled_reads`),
+    multiplied by ``xs`` and ``ys`` as they are read.
+    """
     r = weights.size // 2
     h, w = x.shape
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s, cs = kernel(x, y, 1.0, 1.0, weights, r, h - r, r, w - r, c1, c2, cov, cs_relu)
+    s, cs = kernel(x, y, float(xs), float(ys), weights, r, h - r, r, w - r, c1, c2, cov, cs_relu)
     inner = (h - 2 * r) * (w - 2 * r)
     if not keep:
         return s / inner, cs / inner
     # kept borders: mirror the image by the radius (numpy's 'reflect' is scipy's 'mirror') and sum it all
-    xp, yp = np.pad(x, r, mode="reflect"), np.pad(y, r, mode="reflect")
+    xp, yp = np.pad(as_float(x, xs), r, mode="reflect"), np.pad(as_float(y, ys), r, mode="reflect")
     s_all, _ = kernel(xp, yp, 1.0, 1.0, weights, r, h + r, r, w + r, c1, c2, cov, cs_relu)
     return s_all / (h * w), cs / inner
 
@@ -336,8 +342,10 @@ def _ssim_plane(
     keep: bool,
     cs_relu: bool,
     compiled: bool = False,
+    xs: float = 1.0,
+    ys: float = 1.0,
 ) -> tuple[float, float]:
-    """(mean SSIM, mean contrast-structure) of one plane.
+    """(mean SSIM, mean contrast-structure) of one plane: ``x * xs`` against ``y * ys``.
 
     Borders: the filters see mirrored pixels and then the margin a window
     would overhang is dropped (skimage, MATLAB, TF: 'valid'); with ``keep``
@@ -346,8 +354,9 @@ def _ssim_plane(
     always covers the valid interior.
     """
     kernel = fast.compiled_kernel(sums=True) if compiled else None
-    if kernel is not None:
-        return _ssim_plane_compiled(kernel, x, y, data_range, weights, cov, keep, cs_relu)
+    if kernel is not None and _compiled_reads(x) and _compiled_reads(y):
+        return _ssim_plane_compiled(kernel, x, y, data_range, weights, cov, keep, cs_relu, xs, ys)
+    x, y = as_float(x, xs), as_float(y, ys)
     from scipy import ndimage
 
     mode = "mirror" if keep else "reflect"
@@ -406,9 +415,25 @@ def ssim_variant(x: np.ndarray, y: np.ndarray, data_range: float, options: Optio
     return float(np.mean(values))
 
 
-def _halve(a: np.ndarray, variant: str) -> np.ndarray:
-    """One MS-SSIM downsampling step: a 2x2 average, with the variant's treatment of odd sizes."""
+def _compiled_reads(a: np.ndarray) -> bool:
+    """Whether the compiled kernels read ``a`` as it is (else it is converted to float64 first)."""
+    return a.dtype.kind in "ui" or a.dtype in (np.float32, np.float64)
+
+
+def _halve(a: np.ndarray, variant: str, scale: float = 1.0, kernel: Any = None) -> np.ndarray:
+    """One MS-SSIM downsampling step of ``a * scale``: a 2x2 average, with the variant's treatment of odd sizes.
+
+    ``kernel`` (:func:`iqeval._kernels.halve`) pools where no padding is needed, reading ``a`` as it is.
+    """
     h, w = a.shape
+    even = h % 2 == 0 and w % 2 == 0  # nothing to pad: every variant pools the same 2x2 blocks
+    if kernel is not None and (even or variant == "torchmetrics") and _compiled_reads(a):
+        out = np.empty((h // 2, w // 2))
+        kernel(a, float(scale), out)
+        return out
+    a = as_float(a, scale)
+    if even:
+        return _average_pool(a, 2)
     if variant in ("pytorch_msssim", "pyiqa"):
         # avg_pool2d(kernel 2, padding=size % 2): zeros on both sides, counted in the average
         a = np.pad(a, ((h % 2, h % 2), (w % 2, w % 2)))
@@ -436,7 +461,13 @@ def msssim_min_side(variant: str, window: int = 11, scales: int = 5) -> int:
 
 
 def msssim(
-    pred: np.ndarray, gt: np.ndarray, *, data_range: float, variant: str = "pytorch_msssim", compiled: bool = False
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    data_range: float,
+    variant: str = "pytorch_msssim",
+    compiled: bool = False,
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> float:
     """Multi-scale SSIM (Wang et al. 2003): 5 scales, 11x11 Gaussian window (sigma 1.5), 2x2 averaging.
 
@@ -446,6 +477,11 @@ def msssim(
     contrast-structure map (pyiqa), whether channels are averaged before the
     product (torchmetrics) or after, and torchmetrics' kept borders at the
     coarsest scale.
+
+    The images are ``pred * scale[0]`` and ``gt * scale[1]`` in float64.
+    ``compiled`` runs the compiled kernels, which read integer and float
+    samples as they are (no float64 copy of the full-size images) and give
+    the same bits for the pooling and equal sums to rounding for SSIM.
 
     Examples
     --------
@@ -457,15 +493,19 @@ def msssim(
     weights, _ = fast._kernel(True, 0, 1.5)
     keep_last = variant == "torchmetrics"
     pyiqa = variant == "pyiqa"
+    halve = fast.compiled_halve() if compiled else None
     per_plane = []  # per channel: [(ssim, cs) for each scale]
     for px, py in zip(_planes(pred), _planes(gt), strict=True):
-        px, py = np.asarray(px, dtype=np.float64), np.asarray(py, dtype=np.float64)
+        xs, ys = scale
+        if halve is None or not (_compiled_reads(px) and _compiled_reads(py)):
+            px, py, xs, ys = as_float(px, xs), as_float(py, ys), 1.0, 1.0
         scales = []
         for level in range(len(MSSSIM_WEIGHTS)):
             keep = keep_last and level == len(MSSSIM_WEIGHTS) - 1
-            scales.append(_ssim_plane(px, py, data_range, weights, 1.0, keep, pyiqa, compiled))
+            scales.append(_ssim_plane(px, py, data_range, weights, 1.0, keep, pyiqa, compiled, xs, ys))
             if level < len(MSSSIM_WEIGHTS) - 1:
-                px, py = _halve(px, variant), _halve(py, variant)
+                px, py = _halve(px, variant, xs, halve), _halve(py, variant, ys, halve)
+                xs = ys = 1.0
         per_plane.append(scales)
     w = np.asarray(MSSSIM_WEIGHTS)
 
@@ -554,9 +594,9 @@ def _msssim_reference(x: np.ndarray, y: np.ndarray, o: Options, data_range: floa
 
 
 def _msssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
-    x = scratch.get("x", lambda: as_float(p.pred, p.pred_scale))
-    y = scratch.get("y", lambda: as_float(p.gt, p.gt_scale))
-    return msssim(x, y, data_range=p.info.data_range, variant=o.msssim, compiled=True)
+    # the compiled kernels read the samples as they are: no float64 copy of the full-size images
+    scale = (p.pred_scale, p.gt_scale)
+    return msssim(p.pred, p.gt, data_range=p.info.data_range, variant=o.msssim, compiled=True, scale=scale)
 
 
 def _msssim_too_small(width: int, height: int, o: Options) -> str | None:

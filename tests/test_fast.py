@@ -92,3 +92,39 @@ def test_fast_mse_is_exact_for_integers():
     diff = pred.astype(object) - gt.astype(object)
     exact = sum(int(v) * int(v) for v in diff.ravel()) / diff.size
     assert compare_images(pred, gt, metrics="mse")["mse"] == exact
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1.0, 1 / 257])
+def test_compiled_halving_is_the_same_bits_as_pooling_the_scaled_image(dtype, scale):
+    from iqeval.fast import compiled_halve
+
+    halve = compiled_halve()
+    if halve is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(3)
+    rgb = (rng.random((37, 50, 3)) * 1000).astype(dtype)
+    plane = rgb[..., 1]  # a strided channel, odd height: the last row is not read
+    x = plane.astype(np.float64) * scale
+    written_out = (((x[0:36:2, 0::2] + x[0:36:2, 1::2]) + x[1:36:2, 0::2]) + x[1:36:2, 1::2]) * 0.25
+    out = np.empty((18, 25))
+    halve(plane, scale, out)
+    assert np.array_equal(out, written_out)
+
+
+@pytest.mark.parametrize("variant", ["pytorch_msssim", "tf", "torchmetrics", "piq", "pyiqa"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float16])
+def test_msssim_on_samples_as_they_are_equals_msssim_on_float64(variant, dtype):
+    # the fast engine hands MS-SSIM the decoded samples and their scale; the reference the float64 image
+    from iqeval.metrics import msssim
+
+    rng = np.random.default_rng(4)
+    top = 1.0 if np.dtype(dtype).kind == "f" else np.iinfo(dtype).max
+    gt = (rng.random((181, 190, 3)) * top).astype(dtype)  # odd sides on the way down: every padding rule
+    pred = np.clip(gt.astype(np.float64) + rng.normal(0, top / 20, gt.shape), 0, top).astype(dtype)
+    scale = (1.0 / top, 2.0 / top)  # two scales: each image is read with its own
+    x, y = pred.astype(np.float64) * scale[0], gt.astype(np.float64) * scale[1]
+    expected = msssim(x, y, data_range=2.0, variant=variant)
+    got = msssim(pred, gt, data_range=2.0, variant=variant, compiled=True, scale=scale)
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert 0.3 < expected < 1.0  # a real comparison, not two perfect scores

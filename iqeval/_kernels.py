@@ -230,6 +230,72 @@ def halve(a, scale, out):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
+def png_unfilter(raw, out, height, stride, bpp):  # type: ignore[no-untyped-def]
+    """Undo PNG's per-row filters (None, Sub, Up, Average, Paeth; the PNG specification, section 9).
+
+    ``raw`` is the inflated image data: ``height`` rows of a filter-type byte
+    and ``stride`` filtered bytes; ``out`` (``height * stride`` bytes)
+    receives the pixels; ``bpp`` is the bytes per complete pixel. Returns 0,
+    or the 1-based number of the first row whose filter type is not 0-4.
+    Paeth's choice is made as libpng makes it, with its ties: the predictor
+    nearest to a + b - c, preferring a, then b.
+    """
+    st = np.uint64(stride)
+    bp = np.uint64(bpp)
+    one = np.uint64(1)
+    for y in range(height):
+        s = np.uint64(y) * (st + one)
+        f = raw[s]
+        s += one
+        o = np.uint64(y) * st
+        q = o - st  # the row above (unused on the first row, whose row above is zeros)
+        if y == 0 and f == 2:  # Up from zeros is None
+            f = 0
+        if f == 0:
+            for i in range(st):
+                out[o + i] = raw[s + i]
+        elif f == 1 or (f == 4 and y == 0):  # Paeth with b = c = 0 always predicts a: Sub
+            for i in range(bp):
+                out[o + i] = raw[s + i]
+            for i in range(bp, st):
+                out[o + i] = (np.int32(raw[s + i]) + out[o + i - bp]) & 255
+        elif f == 2:
+            for i in range(st):
+                out[o + i] = (np.int32(raw[s + i]) + out[q + i]) & 255
+        elif f == 3 and y == 0:
+            for i in range(bp):
+                out[o + i] = raw[s + i]
+            for i in range(bp, st):
+                out[o + i] = (np.int32(raw[s + i]) + (out[o + i - bp] >> 1)) & 255
+        elif f == 3:
+            for i in range(bp):
+                out[o + i] = (np.int32(raw[s + i]) + (out[q + i] >> 1)) & 255
+            for i in range(bp, st):
+                out[o + i] = (np.int32(raw[s + i]) + ((np.int32(out[o + i - bp]) + out[q + i]) >> 1)) & 255
+        elif f == 4:
+            for i in range(bp):  # a = c = 0: Paeth predicts b
+                out[o + i] = (np.int32(raw[s + i]) + out[q + i]) & 255
+            for i in range(bp, st):
+                a = np.int32(out[o + i - bp])
+                b = np.int32(out[q + i])
+                c = np.int32(out[q + i - bp])
+                p = b - c
+                pq = a - c
+                pa = abs(p)  # |(a + b - c) - a|
+                pb = abs(pq)  # |(a + b - c) - b|
+                pc = abs(p + pq)  # |(a + b - c) - c|
+                if pb < pa:
+                    pa = pb
+                    a = b
+                if pc < pa:
+                    a = c
+                out[o + i] = (np.int32(raw[s + i]) + a) & 255
+        else:
+            return y + 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def sse_int(x, y):  # type: ignore[no-untyped-def]
     """Exact sum of squared differences of two unsigned-integer 2-D arrays of one shape (any strides), as int64."""
     total = np.int64(0)

@@ -241,6 +241,11 @@ def compiled_halve() -> Any:
     return _compiled("halve")
 
 
+def compiled_png_unfilter() -> Any:
+    """PNG's row filters undone, compiled (:func:`iqeval._kernels.png_unfilter`), or None without numba."""
+    return _compiled("png_unfilter")
+
+
 def compiled_ffmpeg() -> Any:
     """FFmpeg's block SSIM compiled (:func:`iqeval._kernels.ffmpeg_ssim_sum`), or None without numba."""
     return _compiled("ffmpeg")
@@ -273,7 +278,7 @@ def _load_numba_without_blas() -> None:
 
 
 def _compiled(name: str) -> Any:
-    """A compiled kernel by name (plain, sums, box_int, sse_int, ffmpeg, luma, halve), or None without numba."""
+    """A compiled kernel by name (as :func:`_load_kernels` names them), or None where numba is missing."""
     if not _KERNELS:
         with _LOADING:  # the frame threads of a video all ask at once: one loads, the others wait
             if not _KERNELS:
@@ -289,9 +294,19 @@ def _load_kernels() -> None:
         with contextlib.suppress(ImportError):  # no numba: the numpy paths below
             _load_numba_without_blas()
     try:
-        from ._kernels import ffmpeg_ssim_sum, halve, luma, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum
+        from ._kernels import (
+            ffmpeg_ssim_sum,
+            halve,
+            luma,
+            png_unfilter,
+            sse_int,
+            ssim_box_int,
+            ssim_cs_sums,
+            ssim_sum,
+        )
     except ImportError:  # numba not installed: the numpy paths give the same numbers
-        _KERNELS.update(plain=None, sums=None, box_int=None, sse_int=None, ffmpeg=None, luma=None, halve=None)
+        names = ("plain", "sums", "box_int", "sse_int", "ffmpeg", "luma", "halve", "png_unfilter")
+        _KERNELS.update(dict.fromkeys(names))
         return
     _KERNELS.update(
         plain=ssim_sum,
@@ -301,6 +316,7 @@ def _load_kernels() -> None:
         ffmpeg=ffmpeg_ssim_sum,
         luma=luma,
         halve=halve,
+        png_unfilter=png_unfilter,
     )
     if QUICK_START:
         # the command's process keeps numba's hundred thousand objects to the end: out of the

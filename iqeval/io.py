@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import imageio.v3 as iio
 import numpy as np
@@ -122,17 +122,138 @@ def _png16(path: Path) -> tuple[str | None, tuple[int, int] | None]:
     return fmt, (width, height)
 
 
-def _read_png_fast(path: Path) -> Decoded | None:
-    """A PNG decoded by imagecodecs (libpng and zlib-ng, straight into numpy; about twice Pillow's
-    speed), where it is installed (``iqeval[speed]``) and the file is plain 8- or 16-bit gray,
-    gray+alpha, RGB or RGBA with no transparency chunk. None: let the other readers take it (palette,
-    low bit depths and tRNS keep Pillow's conversions)."""
+class _Corrupt(Exception):
+    """A PNG that is certainly damaged: the reason, for the caller's one-line error."""
+
+
+def _png_image_data(data: bytes, crc32: Callable[[bytes, int], int]) -> bytes | None:
+    """The zlib stream of a PNG (its IDAT chunks joined), or None where the other readers should judge.
+
+    The CRCs of IHDR and the image data must hold (else :class:`_Corrupt`).
+    None for a file cut short, IDAT chunks that do not follow one another, no
+    IEND, a transparency chunk, or a critical chunk other than IHDR, PLTE, IDAT
+    and IEND.
+    """
+    pos, n = 8, len(data)
+    parts: list[bytes] = []
+    last = -1  # where the previous IDAT chunk ended
+    while pos + 12 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > n:
+            return None
+        if kind in (b"IHDR", b"IDAT"):
+            body = data[pos + 8 : end - 4]
+            if crc32(body, crc32(kind, 0)) != int.from_bytes(data[end - 4 : end], "big"):
+                raise _Corrupt(f"corrupt data: the CRC of its {kind.decode()} chunk does not match")
+            if kind == b"IDAT":
+                if parts and last != pos:
+                    return None  # IDAT chunks must be consecutive
+                parts.append(body)
+                last = end
+        elif kind == b"IEND":
+            return b"".join(parts) if parts else None
+        elif kind == b"tRNS" or (kind[0] < 97 and kind != b"PLTE"):
+            return None  # transparency, or a critical chunk this reader does not know
+        pos = end
+    return None  # no IEND
+
+
+def _inflate(stream: bytes, size: int) -> np.ndarray | None:
+    """The zlib ``stream`` inflated into ``size`` bytes (its checksum checked), by libdeflate where
+    imagecodecs is installed, else zlib. Fewer bytes when the stream ends early; None where it is
+    damaged or holds more than ``size`` bytes."""
+    raw = np.empty(size, dtype=np.uint8)
     try:
         import imagecodecs
     except ImportError:
+        import zlib
+
+        inflater = zlib.decompressobj()
+        try:
+            got = inflater.decompress(stream, size + 1)  # never more than one byte past the promise
+        except zlib.error:
+            return None
+        if len(got) > size or not inflater.eof:
+            return None  # more data than promised, or a stream cut short
+        raw[: len(got)] = np.frombuffer(got, dtype=np.uint8)
+        return raw[: len(got)]
+    try:
+        written = imagecodecs.deflate_decode(stream, out=raw.data)
+    except Exception:  # bad data, a bad checksum, a stream cut short, or more data than promised
         return None
+    return raw[: len(written)]
+
+
+def _crc32() -> Callable[[bytes, int], int]:
+    """libdeflate's CRC-32 where imagecodecs is installed (several times zlib's speed), else zlib's."""
+    try:
+        from imagecodecs import deflate_crc32
+    except ImportError:
+        import zlib
+
+        return zlib.crc32
+    return cast(Callable[[bytes, int], int], deflate_crc32)
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # by colour type: gray, RGB, gray+alpha, RGBA
+
+
+def _png_inflate_unfilter(data: bytes) -> np.ndarray | None:
+    """The pixels of a non-interlaced 8- or 16-bit PNG without a palette: its image data inflated
+    (:func:`_inflate`), then unfiltered by :func:`iqeval._kernels.png_unfilter`. None where numba
+    is missing or the other readers should judge the file; :class:`_Corrupt` where it is certainly
+    damaged (a CRC that does not match, fewer rows than the header promises, an unknown filter)."""
+    from .fast import compiled_png_unfilter
+
+    unfilter = compiled_png_unfilter()
+    if unfilter is None:
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    depth, channels = data[24] // 8, _PNG_CHANNELS[data[25]]
+    stride = width * channels * depth
+    stream = _png_image_data(data, _crc32())
+    if stream is None or width == 0 or height == 0:
+        return None
+    raw = _inflate(stream, height * (stride + 1))
+    if raw is None:
+        return None
+    if raw.size < height * (stride + 1):
+        raise _Corrupt(
+            f"corrupt or truncated data: its image data end after {raw.size // (stride + 1)} of {height} rows"
+        )
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    out = np.empty(shape, dtype=np.uint8 if depth == 1 else ">u2")
+    bad_row = unfilter(raw, out.reshape(-1).view(np.uint8), height, stride, channels * depth)
+    if bad_row:
+        kind = raw[(bad_row - 1) * (stride + 1)]
+        raise _Corrupt(f"corrupt data: row {bad_row} has filter type {kind}; PNG's are 0 to 4")
+    return out if depth == 1 else out.astype(np.uint16)
+
+
+def _read_png_fast(path: Path) -> Decoded | None:
+    """A plain PNG (8- or 16-bit gray, gray+alpha, RGB or RGBA, no transparency chunk) decoded fast;
+    None: let the other readers take it (palette, low bit depths and tRNS keep Pillow's conversions).
+
+    A non-interlaced file is inflated (by libdeflate where ``iqeval[speed]`` installs imagecodecs:
+    about 1.7 times libpng's speed on photographs, with zlib about twice Pillow's) and its rows
+    unfiltered by a compiled kernel. An interlaced one goes to libpng (imagecodecs.png_decode)
+    where it is installed.
+    """
     data = path.read_bytes()
-    if len(data) < 33 or data[24] not in (8, 16) or data[25] not in (0, 2, 4, 6):
+    if len(data) < 33 or data[12:16] != b"IHDR" or data[24] not in (8, 16) or data[25] not in (0, 2, 4, 6):
+        return None
+    if data[26:29] == b"\x00\x00\x00":  # deflate, adaptive filters, not interlaced
+        try:
+            image = _png_inflate_unfilter(data)
+        except _Corrupt as exc:
+            raise LoadError(f"{path}: cannot read image: {exc}") from None
+        if image is not None:
+            return Decoded(image)
+    try:
+        import imagecodecs
+    except ImportError:
         return None
     idat = data.find(b"IDAT")
     if idat < 0 or data.find(b"tRNS", 0, idat) >= 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -162,3 +163,138 @@ def test_png_fast_reader_gives_the_same_pixels_as_pillow_and_keeps_16_bits(tmp_p
     Image.fromarray(cases["RGB"]).save(tmp_path / "t.png", transparency=(0, 0, 0))
     assert _read_png_fast(tmp_path / "t.png") is None
     assert load_image(tmp_path / "p.png").note is not None
+
+
+def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The PNG specification's Paeth predictor (section 9.4), element by element."""
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+def _filtered(a: np.ndarray, filters: list[int]) -> bytes:
+    """The image data of ``a`` (uint8 or uint16; 2-D gray or H x W x 1-4 channels) before
+    compression, row ``i`` filtered with type ``filters[i % len(filters)]`` as the PNG
+    specification writes it (section 9.2)."""
+    h = a.shape[0]
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    rows = a.astype(">u2" if a.dtype.itemsize == 2 else np.uint8).reshape(h, -1).view(np.uint8).astype(np.int64)
+    bpp = channels * a.dtype.itemsize
+    out = []
+    for i in range(h):
+        x = rows[i]
+        prior = rows[i - 1] if i else np.zeros_like(x)
+        left = np.concatenate([np.zeros(bpp, np.int64), x[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int64), prior[:-bpp]])
+        f = filters[i % len(filters)]
+        pred = [0 * x, left, prior, (left + prior) // 2, _paeth(left, prior, upleft)][f]
+        out.append(bytes([f]) + ((x - pred) % 256).astype(np.uint8).tobytes())
+    return b"".join(out)
+
+
+def _chunk(tag: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+
+def _png_by_spec(
+    a: np.ndarray, filters: list[int], *, idat_chunks: int = 1, extra: bytes = b"", data: bytes | None = None
+) -> bytes:
+    """A PNG of ``a`` (see :func:`_filtered`), its zlib stream split over ``idat_chunks`` IDAT
+    chunks; ``extra`` chunks go before the first IDAT; ``data`` replaces the image data."""
+    h, w = a.shape[:2]
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    stream = zlib.compress(_filtered(a, filters) if data is None else data)
+    cuts = np.linspace(0, len(stream), idat_chunks + 1).astype(int)
+    colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, a.dtype.itemsize * 8, colour, 0, 0, 0))
+    idat = b"".join(_chunk(b"IDAT", stream[cuts[k] : cuts[k + 1]]) for k in range(idat_chunks))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + extra + idat + _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("filters", [[0], [1], [2], [3], [4], [4, 3, 2, 1, 0, 2, 4]])
+def test_png_fast_path_undoes_every_filter_type(tmp_path, channels, dtype, filters):
+    # the file is written from the specification in this test; Pillow's decode is the second witness
+    from PIL import Image
+
+    from iqeval.io import _png_inflate_unfilter
+
+    top = np.iinfo(dtype).max
+    rng = np.random.default_rng(channels)
+    shape = (23, 19) if channels == 1 else (23, 19, channels)
+    a = rng.integers(0, top + 1, shape, dtype=dtype)
+    a[5:9] = top  # flat runs and extremes: Paeth's ties and the byte wrap-around
+    a[12:14] = 0
+    path = tmp_path / "f.png"
+    path.write_bytes(_png_by_spec(a, filters, idat_chunks=3))
+    assert _png_inflate_unfilter(path.read_bytes()) is not None  # the fast path, not a fall-back
+    out = load_image(path).array
+    assert out.dtype == dtype
+    assert np.array_equal(out, a)
+    if dtype == np.uint8:
+        with Image.open(path) as im:
+            assert np.array_equal(np.asarray(im), a)
+
+
+@pytest.mark.parametrize("inflater", ["libdeflate", "zlib"])
+def test_png_fast_path_names_damage_and_leaves_the_rest_to_the_other_readers(tmp_path, monkeypatch, inflater):
+    from iqeval.io import _png_inflate_unfilter
+
+    if inflater == "zlib":
+        monkeypatch.setitem(sys.modules, "imagecodecs", None)  # as without iqeval[speed]
+    else:
+        pytest.importorskip("imagecodecs")
+    rgb = np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    good = _png_by_spec(rgb, [4])
+    assert np.array_equal(_png_inflate_unfilter(good), rgb)
+    idat = good.index(b"IDAT")
+    bad_filter = bytearray(_filtered(rgb, [4]))
+    bad_filter[5 * 49] = 7  # row 6's filter-type byte (1 + 16 * 3 bytes a row)
+    damaged = {
+        "corrupt data: the CRC of its IDAT chunk does not match": good[: idat + 10]
+        + bytes([good[idat + 10] ^ 0xFF])
+        + good[idat + 11 :],
+        "corrupt data: row 6 has filter type 7; PNG's are 0 to 4": _png_by_spec(rgb, [4], data=bytes(bad_filter)),
+        "corrupt or truncated data: its image data end after 8 of 16 rows": _png_by_spec(
+            rgb, [4], data=_filtered(rgb[:8], [4])
+        ),
+    }
+    path = tmp_path / "d.png"
+    for reason, data in damaged.items():
+        path.write_bytes(data)
+        with pytest.raises(LoadError) as exc:
+            load_image(path)
+        assert str(exc.value) == f"{path}: cannot read image: {reason}"
+    # what libpng and Pillow accept, they judge: here, the same pixels
+    others = {
+        "no IEND": good[: good.index(b"IEND") - 4],
+        "more image data than rows": _png_by_spec(rgb, [4], data=_filtered(np.concatenate([rgb, rgb]), [4])),
+        "a transparency chunk": _png_by_spec(rgb, [4], extra=_chunk(b"tRNS", b"\x00\x00\x00\x00\x00\x00")),
+    }
+    for what, data in others.items():
+        assert _png_inflate_unfilter(data) is None, what
+        path.write_bytes(data)
+        assert np.array_equal(load_image(path).array, rgb), what
+
+
+def test_interlaced_png_goes_to_libpng(tmp_path):
+    # Adam7 written out from the specification (section 8.2): seven sub-images, rows unfiltered
+    pytest.importorskip("imagecodecs")
+    from PIL import Image
+
+    rgb = np.random.default_rng(6).integers(0, 256, (20, 23, 3), dtype=np.uint8)
+    passes = [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1)]
+    data = b""
+    for row0, col0, row_step, col_step in passes:
+        sub = rgb[row0::row_step, col0::col_step]
+        if sub.size:
+            data += b"".join(b"\x00" + r.tobytes() for r in sub)
+    png = bytearray(_png_by_spec(rgb, [0], data=data))
+    png[28] = 1  # interlace method: Adam7
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])) & 0xFFFFFFFF)
+    path = tmp_path / "i.png"
+    path.write_bytes(bytes(png))
+    with Image.open(path) as im:
+        assert np.array_equal(np.asarray(im), rgb)  # Pillow agrees the file is what it should be
+    assert np.array_equal(load_image(path).array, rgb)

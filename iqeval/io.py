@@ -198,6 +198,7 @@ def _crc32() -> Callable[[bytes, int], int]:
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # by colour type: gray, RGB, gray+alpha, RGBA
+_PNG_CHANNELS_ALL = {**_PNG_CHANNELS, 3: 1}  # and palette indices
 
 
 def _png_inflate_unfilter(data: bytes) -> np.ndarray | None:
@@ -232,6 +233,59 @@ def _png_inflate_unfilter(data: bytes) -> np.ndarray | None:
     return out if depth == 1 else out.astype(np.uint16)
 
 
+# Adam7's seven passes: (first row, first column, row step, column step)
+_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
+
+
+def _png_data_size(width: int, height: int, bits: int, interlaced: bool) -> int:
+    """The bytes of image data a PNG header promises: each row's filter byte and packed samples."""
+
+    def size(w: int, h: int) -> int:
+        return 0 if w <= 0 or h <= 0 else h * (1 + (w * bits + 7) // 8)
+
+    if not interlaced:
+        return size(width, height)
+    return sum(size(-(-(width - c) // cs), -(-(height - r) // rs)) for r, c, rs, cs in _ADAM7)
+
+
+def _png_rows_missing(data: bytes) -> str | None:
+    """Why a PNG's image data end before the rows its header promises, else None.
+
+    Pillow fills such rows with zeros without a word, so every PNG the fast
+    path does not take (palette, fewer than 8 bits, transparency, interlaced)
+    is counted here first: its zlib stream is inflated a megabyte at a time,
+    counting bytes. A stream that is cut short or damaged is left to Pillow,
+    which names it.
+    """
+    import zlib
+
+    if len(data) < 33 or data[12:16] != b"IHDR" or data[25] not in _PNG_CHANNELS_ALL or data[28] > 1:
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    promised = _png_data_size(width, height, data[24] * _PNG_CHANNELS_ALL[data[25]], data[28] == 1)
+    pos, parts = 8, []
+    while pos + 12 <= len(data) and data[pos + 4 : pos + 8] != b"IEND":
+        end = pos + 12 + int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            parts.append(data[pos + 8 : min(end - 4, len(data))])
+        pos = end
+    inflater = zlib.decompressobj()
+    pending, total = b"".join(parts), 0
+    try:
+        while not inflater.eof and total <= promised:
+            before = len(pending)
+            got = len(inflater.decompress(pending, 1 << 20))
+            pending = inflater.unconsumed_tail
+            total += got
+            if not got and len(pending) == before:
+                break  # no progress: the stream is cut short
+    except zlib.error:
+        return None
+    if inflater.eof and total < promised:
+        return f"corrupt or truncated data: its image data end after {total:,} of the {promised:,} bytes its header promises"
+    return None
+
+
 def _read_png_fast(path: Path) -> Decoded | None:
     """A plain PNG (8- or 16-bit gray, gray+alpha, RGB or RGBA, no transparency chunk) decoded fast;
     None: let the other readers take it (palette, low bit depths and tRNS keep Pillow's conversions).
@@ -242,15 +296,18 @@ def _read_png_fast(path: Path) -> Decoded | None:
     where it is installed.
     """
     data = path.read_bytes()
-    if len(data) < 33 or data[12:16] != b"IHDR" or data[24] not in (8, 16) or data[25] not in (0, 2, 4, 6):
-        return None
-    if data[26:29] == b"\x00\x00\x00":  # deflate, adaptive filters, not interlaced
+    plain = len(data) >= 33 and data[12:16] == b"IHDR" and data[24] in (8, 16) and data[25] in (0, 2, 4, 6)
+    if plain and data[26:29] == b"\x00\x00\x00":  # deflate, adaptive filters, not interlaced
         try:
             image = _png_inflate_unfilter(data)
         except _Corrupt as exc:
             raise LoadError(f"{path}: cannot read image: {exc}") from None
         if image is not None:
             return Decoded(image)
+    if (missing := _png_rows_missing(data)) is not None:
+        raise LoadError(f"{path}: cannot read image: {missing}")
+    if not plain:
+        return None
     try:
         import imagecodecs
     except ImportError:

@@ -165,6 +165,10 @@ def test_png_fast_reader_gives_the_same_pixels_as_pillow_and_keeps_16_bits(tmp_p
     assert load_image(tmp_path / "p.png").note is not None
 
 
+# Adam7's passes (the PNG specification, section 8.2): first row, first column, row step, column step
+ADAM7 = [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1)]
+
+
 def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The PNG specification's Paeth predictor (section 9.4), element by element."""
     p = a + b - c
@@ -279,14 +283,13 @@ def test_png_fast_path_names_damage_and_leaves_the_rest_to_the_other_readers(tmp
 
 
 def test_interlaced_png_goes_to_libpng(tmp_path):
-    # Adam7 written out from the specification (section 8.2): seven sub-images, rows unfiltered
+    # Adam7 written out from the specification: seven sub-images, rows unfiltered
     pytest.importorskip("imagecodecs")
     from PIL import Image
 
     rgb = np.random.default_rng(6).integers(0, 256, (20, 23, 3), dtype=np.uint8)
-    passes = [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1)]
     data = b""
-    for row0, col0, row_step, col_step in passes:
+    for row0, col0, row_step, col_step in ADAM7:
         sub = rgb[row0::row_step, col0::col_step]
         if sub.size:
             data += b"".join(b"\x00" + r.tobytes() for r in sub)
@@ -298,3 +301,37 @@ def test_interlaced_png_goes_to_libpng(tmp_path):
     with Image.open(path) as im:
         assert np.array_equal(np.asarray(im), rgb)  # Pillow agrees the file is what it should be
     assert np.array_equal(load_image(path).array, rgb)
+
+
+def test_png_rows_missing_are_named_for_every_reader(tmp_path):
+    # palette, 1-bit and interlaced files go to Pillow or libpng; Pillow would fill missing rows with zeros
+    from PIL import Image
+
+    def png(ihdr: tuple[int, ...], data: bytes, extra: bytes = b"") -> bytes:
+        header = _chunk(b"IHDR", struct.pack(">IIBBBBB", *ihdr))
+        idat = _chunk(b"IDAT", zlib.compress(data))
+        return b"\x89PNG\r\n\x1a\n" + header + extra + idat + _chunk(b"IEND", b"")
+
+    index = np.random.default_rng(7).integers(0, 16, (10, 12), dtype=np.uint8)
+    rows = [b"\x00" + r.tobytes() for r in index]
+    bits = np.random.default_rng(8).integers(0, 2, (10, 16), dtype=np.uint8)
+    packed = [b"\x00" + np.packbits(r).tobytes() for r in bits]
+    adam7 = b"".join(b"\x00" + r.tobytes() for p in ADAM7 for r in index[p[0] :: p[2], p[1] :: p[3]] if r.size)
+    plte = _chunk(b"PLTE", bytes(range(48)))  # 16 colours
+    cases = {  # (header, whole data, data cut short, the pixels, the bytes promised)
+        "palette": ((12, 10, 8, 3, 0, 0, 0), rows, rows[:6], index, 10 * 13),
+        "1-bit gray": ((16, 10, 1, 0, 0, 0, 0), packed, packed[:6], bits * 255, 10 * 3),
+        "interlaced": ((12, 10, 8, 0, 0, 0, 1), [adam7], [adam7[:50]], index, len(adam7)),
+    }
+    path = tmp_path / "m.png"
+    for what, (ihdr, whole, cut, pixels, size) in cases.items():
+        extra = plte if what == "palette" else b""
+        path.write_bytes(png(ihdr, b"".join(whole), extra))
+        with Image.open(path) as im:  # the whole file is what it should be
+            assert np.array_equal(np.asarray(im.convert("L") if what == "1-bit gray" else im), pixels), what
+        load_image(path)  # and iqeval reads it
+        path.write_bytes(png(ihdr, b"".join(cut), extra))
+        with pytest.raises(LoadError) as exc:
+            load_image(path)
+        reason = f"its image data end after {len(b''.join(cut)):,} of the {size:,} bytes its header promises"
+        assert str(exc.value) == f"{path}: cannot read image: corrupt or truncated data: {reason}", what

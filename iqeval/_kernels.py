@@ -235,7 +235,9 @@ def png_unfilter(raw, out, height, stride, bpp):  # type: ignore[no-untyped-def]
 
     ``raw`` is the inflated image data: ``height`` rows of a filter-type byte
     and ``stride`` filtered bytes; ``out`` (``height * stride`` bytes)
-    receives the pixels; ``bpp`` is the bytes per complete pixel. Returns 0,
+    receives the pixels, and may be ``raw`` itself (each output byte lies
+    before the input byte it comes from, and after every input byte already
+    read); ``bpp`` is the bytes per complete pixel. Returns 0,
     or the 1-based number of the first row whose filter type is not 0-4.
     Paeth's choice is made as libpng makes it, with its ties: the predictor
     nearest to a + b - c, preferring a, then b.

@@ -224,13 +224,18 @@ def _png_inflate_unfilter(data: bytes) -> np.ndarray | None:
         raise _Corrupt(
             f"corrupt or truncated data: its image data end after {raw.size // (stride + 1)} of {height} rows"
         )
-    shape = (height, width, channels) if channels > 1 else (height, width)
-    out = np.empty(shape, dtype=np.uint8 if depth == 1 else ">u2")
-    bad_row = unfilter(raw, out.reshape(-1).view(np.uint8), height, stride, channels * depth)
+    # in place: each row's pixels land their row number of bytes left of its filtered bytes,
+    # over bytes already read, so the image needs no second buffer
+    bad_row = unfilter(raw, raw, height, stride, channels * depth)
     if bad_row:
         kind = raw[(bad_row - 1) * (stride + 1)]
         raise _Corrupt(f"corrupt data: row {bad_row} has filter type {kind}; PNG's are 0 to 4")
-    return out if depth == 1 else out.astype(np.uint16)
+    pixels = raw[: height * stride]
+    if depth == 2:  # big-endian samples, swapped in place to the machine's order
+        big = pixels.view(">u2")
+        big.byteswap(inplace=True)
+        pixels = big.view(big.dtype.newbyteorder())
+    return pixels.reshape((height, width, channels) if channels > 1 else (height, width))
 
 
 # Adam7's seven passes: (first row, first column, row step, column step)

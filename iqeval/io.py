@@ -126,8 +126,9 @@ class _Corrupt(Exception):
     """A PNG that is certainly damaged: the reason, for the caller's one-line error."""
 
 
-def _png_image_data(data: bytes, crc32: Callable[[bytes, int], int]) -> bytes | None:
-    """The zlib stream of a PNG (its IDAT chunks joined), or None where the other readers should judge.
+def _png_image_spans(data: bytearray, crc32: Callable[[Any, int], int]) -> list[tuple[int, int]] | None:
+    """Where a PNG's image data lie (the bodies of its IDAT chunks, in order), or None where the other
+    readers should judge the file.
 
     The CRCs of IHDR and the image data must hold (else :class:`_Corrupt`).
     None for a file cut short, IDAT chunks that do not follow one another, no
@@ -135,32 +136,32 @@ def _png_image_data(data: bytes, crc32: Callable[[bytes, int], int]) -> bytes | 
     and IEND.
     """
     pos, n = 8, len(data)
-    parts: list[bytes] = []
-    last = -1  # where the previous IDAT chunk ended
-    while pos + 12 <= n:
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > n:
-            return None
-        if kind in (b"IHDR", b"IDAT"):
-            body = data[pos + 8 : end - 4]
-            if crc32(body, crc32(kind, 0)) != int.from_bytes(data[end - 4 : end], "big"):
-                raise _Corrupt(f"corrupt data: the CRC of its {kind.decode()} chunk does not match")
-            if kind == b"IDAT":
-                if parts and last != pos:
-                    return None  # IDAT chunks must be consecutive
-                parts.append(body)
-                last = end
-        elif kind == b"IEND":
-            return b"".join(parts) if parts else None
-        elif kind == b"tRNS" or (kind[0] < 97 and kind != b"PLTE"):
-            return None  # transparency, or a critical chunk this reader does not know
-        pos = end
+    spans: list[tuple[int, int]] = []
+    with memoryview(data) as view:
+        while pos + 12 <= n:
+            length = int.from_bytes(view[pos : pos + 4], "big")
+            kind = bytes(view[pos + 4 : pos + 8])
+            end = pos + 12 + length
+            if end > n:
+                return None
+            if kind in (b"IHDR", b"IDAT"):
+                with view[pos + 8 : end - 4] as body:
+                    crc = crc32(body, crc32(kind, 0))
+                if crc != int.from_bytes(view[end - 4 : end], "big"):
+                    raise _Corrupt(f"corrupt data: the CRC of its {kind.decode()} chunk does not match")
+                if kind == b"IDAT":
+                    if spans and spans[-1][1] + 4 != pos:
+                        return None  # IDAT chunks must be consecutive
+                    spans.append((pos + 8, end - 4))
+            elif kind == b"IEND":
+                return spans or None
+            elif kind == b"tRNS" or (kind[0] < 97 and kind != b"PLTE"):
+                return None  # transparency, or a critical chunk this reader does not know
+            pos = end
     return None  # no IEND
 
 
-def _inflate(stream: bytes, size: int) -> np.ndarray | None:
+def _inflate(stream: memoryview, size: int) -> np.ndarray | None:
     """The zlib ``stream`` inflated into ``size`` bytes (its checksum checked), by libdeflate where
     imagecodecs is installed, else zlib. Fewer bytes when the stream ends early; None where it is
     damaged or holds more than ``size`` bytes."""
@@ -180,13 +181,13 @@ def _inflate(stream: bytes, size: int) -> np.ndarray | None:
         raw[: len(got)] = np.frombuffer(got, dtype=np.uint8)
         return raw[: len(got)]
     try:
-        written = imagecodecs.deflate_decode(stream, out=raw.data)
+        written = imagecodecs.deflate_decode(stream, out=raw.data)  # type: ignore[arg-type]  # any buffer
     except Exception:  # bad data, a bad checksum, a stream cut short, or more data than promised
         return None
     return raw[: len(written)]
 
 
-def _crc32() -> Callable[[bytes, int], int]:
+def _crc32() -> Callable[[Any, int], int]:
     """libdeflate's CRC-32 where imagecodecs is installed (several times zlib's speed), else zlib's."""
     try:
         from imagecodecs import deflate_crc32
@@ -194,18 +195,22 @@ def _crc32() -> Callable[[bytes, int], int]:
         import zlib
 
         return zlib.crc32
-    return cast(Callable[[bytes, int], int], deflate_crc32)
+    return cast(Callable[[Any, int], int], deflate_crc32)
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # by colour type: gray, RGB, gray+alpha, RGBA
 _PNG_CHANNELS_ALL = {**_PNG_CHANNELS, 3: 1}  # and palette indices
 
 
-def _png_inflate_unfilter(data: bytes) -> np.ndarray | None:
+def _png_inflate_unfilter(data: bytearray) -> np.ndarray | None:
     """The pixels of a non-interlaced 8- or 16-bit PNG without a palette: its image data inflated
     (:func:`_inflate`), then unfiltered by :func:`iqeval._kernels.png_unfilter`. None where numba
     is missing or the other readers should judge the file; :class:`_Corrupt` where it is certainly
-    damaged (a CRC that does not match, fewer rows than the header promises, an unknown filter)."""
+    damaged (a CRC that does not match, fewer rows than the header promises, an unknown filter).
+
+    Once the chunks check out, the image data are gathered at the front of ``data`` and inflated
+    from there, and ``data`` is emptied: the file and the pixels are the only two buffers alive.
+    """
     from .fast import compiled_png_unfilter
 
     unfilter = compiled_png_unfilter()
@@ -214,10 +219,18 @@ def _png_inflate_unfilter(data: bytes) -> np.ndarray | None:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     depth, channels = data[24] // 8, _PNG_CHANNELS[data[25]]
     stride = width * channels * depth
-    stream = _png_image_data(data, _crc32())
-    if stream is None or width == 0 or height == 0:
+    spans = _png_image_spans(data, _crc32())
+    if spans is None or width == 0 or height == 0:
         return None
-    raw = _inflate(stream, height * (stride + 1))
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    total = 0
+    for start, end in spans:  # leftwards, so no byte is overwritten before it is moved
+        buffer[total : total + end - start] = buffer[start:end]
+        total += end - start
+    del buffer
+    with memoryview(data) as view, view[:total] as stream:
+        raw = _inflate(stream, height * (stride + 1))
+    data.clear()
     if raw is None:
         return None
     if raw.size < height * (stride + 1):
@@ -231,10 +244,11 @@ def _png_inflate_unfilter(data: bytes) -> np.ndarray | None:
         kind = raw[(bad_row - 1) * (stride + 1)]
         raise _Corrupt(f"corrupt data: row {bad_row} has filter type {kind}; PNG's are 0 to 4")
     pixels = raw[: height * stride]
-    if depth == 2:  # big-endian samples, swapped in place to the machine's order
-        big = pixels.view(">u2")
-        big.byteswap(inplace=True)
-        pixels = big.view(big.dtype.newbyteorder())
+    if depth == 2:  # big-endian samples, swapped in place where the machine's order differs
+        pixels = pixels.view(">u2")
+        if not pixels.dtype.isnative:
+            pixels.byteswap(inplace=True)
+            pixels = pixels.view(pixels.dtype.newbyteorder())
     return pixels.reshape((height, width, channels) if channels > 1 else (height, width))
 
 
@@ -253,7 +267,7 @@ def _png_data_size(width: int, height: int, bits: int, interlaced: bool) -> int:
     return sum(size(-(-(width - c) // cs), -(-(height - r) // rs)) for r, c, rs, cs in _ADAM7)
 
 
-def _png_rows_missing(data: bytes) -> str | None:
+def _png_rows_missing(data: bytes | bytearray) -> str | None:
     """Why a PNG's image data end before the rows its header promises, else None.
 
     Pillow fills such rows with zeros without a word, so every PNG the fast
@@ -291,6 +305,15 @@ def _png_rows_missing(data: bytes) -> str | None:
     return None
 
 
+def _read_bytes(path: Path) -> bytearray:
+    """The whole file, in a buffer of its own that the readers may reuse."""
+    with path.open("rb", buffering=0) as fh:
+        data = bytearray(os.fstat(fh.fileno()).st_size)
+        got = fh.readinto(data)
+    del data[got:]
+    return data
+
+
 def _read_png_fast(path: Path) -> Decoded | None:
     """A plain PNG (8- or 16-bit gray, gray+alpha, RGB or RGBA, no transparency chunk) decoded fast;
     None: let the other readers take it (palette, low bit depths and tRNS keep Pillow's conversions).
@@ -300,7 +323,7 @@ def _read_png_fast(path: Path) -> Decoded | None:
     unfiltered by a compiled kernel. An interlaced one goes to libpng (imagecodecs.png_decode)
     where it is installed.
     """
-    data = path.read_bytes()
+    data = _read_bytes(path)
     plain = len(data) >= 33 and data[12:16] == b"IHDR" and data[24] in (8, 16) and data[25] in (0, 2, 4, 6)
     if plain and data[26:29] == b"\x00\x00\x00":  # deflate, adaptive filters, not interlaced
         try:
@@ -309,6 +332,8 @@ def _read_png_fast(path: Path) -> Decoded | None:
             raise LoadError(f"{path}: cannot read image: {exc}") from None
         if image is not None:
             return Decoded(image)
+        if not data:  # the fast path gathered its image data in the buffer and gave up: read it again
+            data = _read_bytes(path)
     if (missing := _png_rows_missing(data)) is not None:
         raise LoadError(f"{path}: cannot read image: {missing}")
     if not plain:

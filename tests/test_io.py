@@ -232,7 +232,7 @@ def test_png_fast_path_undoes_every_filter_type(tmp_path, channels, dtype, filte
     a[12:14] = 0
     path = tmp_path / "f.png"
     path.write_bytes(_png_by_spec(a, filters, idat_chunks=3))
-    assert _png_inflate_unfilter(path.read_bytes()) is not None  # the fast path, not a fall-back
+    assert _png_inflate_unfilter(bytearray(path.read_bytes())) is not None  # the fast path, not a fall-back
     out = load_image(path).array
     assert out.dtype == dtype
     assert np.array_equal(out, a)
@@ -251,7 +251,7 @@ def test_png_fast_path_names_damage_and_leaves_the_rest_to_the_other_readers(tmp
         pytest.importorskip("imagecodecs")
     rgb = np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     good = _png_by_spec(rgb, [4])
-    assert np.array_equal(_png_inflate_unfilter(good), rgb)
+    assert np.array_equal(_png_inflate_unfilter(bytearray(good)), rgb)
     idat = good.index(b"IDAT")
     bad_filter = bytearray(_filtered(rgb, [4]))
     bad_filter[5 * 49] = 7  # row 6's filter-type byte (1 + 16 * 3 bytes a row)
@@ -277,7 +277,7 @@ def test_png_fast_path_names_damage_and_leaves_the_rest_to_the_other_readers(tmp
         "a transparency chunk": _png_by_spec(rgb, [4], extra=_chunk(b"tRNS", b"\x00\x00\x00\x00\x00\x00")),
     }
     for what, data in others.items():
-        assert _png_inflate_unfilter(data) is None, what
+        assert _png_inflate_unfilter(bytearray(data)) is None, what
         path.write_bytes(data)
         assert np.array_equal(load_image(path).array, rgb), what
 

@@ -126,6 +126,16 @@ class _Corrupt(Exception):
     """A PNG that is certainly damaged: the reason, for the caller's one-line error."""
 
 
+def _png_chunks(data: bytes | bytearray) -> Iterator[tuple[bytes, int, int, bool]]:
+    """Each chunk of a PNG after its signature, as (type, body start, body end, whole): ``whole`` is
+    False for a last chunk that the file cuts short (its body then ends where the file does)."""
+    pos, n = 8, len(data)
+    while pos + 12 <= n:
+        end = pos + 12 + int.from_bytes(data[pos : pos + 4], "big")
+        yield bytes(data[pos + 4 : pos + 8]), pos + 8, min(end - 4, n), end <= n
+        pos = end
+
+
 def _png_image_spans(data: bytearray, crc32: Callable[[Any, int], int]) -> list[tuple[int, int]] | None:
     """Where a PNG's image data lie (the bodies of its IDAT chunks, in order), or None where the other
     readers should judge the file.
@@ -135,29 +145,24 @@ def _png_image_spans(data: bytearray, crc32: Callable[[Any, int], int]) -> list[
     IEND, a transparency chunk, or a critical chunk other than IHDR, PLTE, IDAT
     and IEND.
     """
-    pos, n = 8, len(data)
     spans: list[tuple[int, int]] = []
     with memoryview(data) as view:
-        while pos + 12 <= n:
-            length = int.from_bytes(view[pos : pos + 4], "big")
-            kind = bytes(view[pos + 4 : pos + 8])
-            end = pos + 12 + length
-            if end > n:
+        for kind, start, stop, whole in _png_chunks(data):
+            if not whole:
                 return None
             if kind in (b"IHDR", b"IDAT"):
-                with view[pos + 8 : end - 4] as body:
+                with view[start:stop] as body:
                     crc = crc32(body, crc32(kind, 0))
-                if crc != int.from_bytes(view[end - 4 : end], "big"):
+                if crc != int.from_bytes(view[stop : stop + 4], "big"):
                     raise _Corrupt(f"corrupt data: the CRC of its {kind.decode()} chunk does not match")
                 if kind == b"IDAT":
-                    if spans and spans[-1][1] + 4 != pos:
+                    if spans and spans[-1][1] + 12 != start:
                         return None  # IDAT chunks must be consecutive
-                    spans.append((pos + 8, end - 4))
+                    spans.append((start, stop))
             elif kind == b"IEND":
                 return spans or None
             elif kind == b"tRNS" or (kind[0] < 97 and kind != b"PLTE"):
                 return None  # transparency, or a critical chunk this reader does not know
-            pos = end
     return None  # no IEND
 
 
@@ -282,12 +287,12 @@ def _png_rows_missing(data: bytes | bytearray) -> str | None:
         return None
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     promised = _png_data_size(width, height, data[24] * _PNG_CHANNELS_ALL[data[25]], data[28] == 1)
-    pos, parts = 8, []
-    while pos + 12 <= len(data) and data[pos + 4 : pos + 8] != b"IEND":
-        end = pos + 12 + int.from_bytes(data[pos : pos + 4], "big")
-        if data[pos + 4 : pos + 8] == b"IDAT":
-            parts.append(data[pos + 8 : min(end - 4, len(data))])
-        pos = end
+    parts = []
+    for kind, start, stop, _ in _png_chunks(data):
+        if kind == b"IEND":
+            break
+        if kind == b"IDAT":
+            parts.append(data[start:stop])
     inflater = zlib.decompressobj()
     pending, total = b"".join(parts), 0
     try:

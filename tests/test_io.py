@@ -15,18 +15,19 @@ from iqeval.errors import LoadError
 from iqeval.io import iter_frames, load_image, probe, read_image
 
 
+def _chunk(tag: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and CRC."""
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+
 def write_png16(path: Path, a: np.ndarray) -> None:
     """A 16-bit colour PNG written by hand (Pillow cannot write one)."""
     h, w, c = a.shape
     colour_type = {3: 2, 4: 6}[c]
     raw = b"".join(b"\x00" + a[i].astype(">u2").tobytes() for i in range(h))
-
-    def chunk(tag: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
-
     ihdr = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
     )
 
 
@@ -196,10 +197,6 @@ def _filtered(a: np.ndarray, filters: list[int]) -> bytes:
     return b"".join(out)
 
 
-def _chunk(tag: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
-
-
 def _png_by_spec(
     a: np.ndarray, filters: list[int], *, idat_chunks: int = 1, extra: bytes = b"", data: bytes | None = None
 ) -> bytes:
@@ -280,6 +277,13 @@ def test_png_fast_path_names_damage_and_leaves_the_rest_to_the_other_readers(tmp
         assert _png_inflate_unfilter(bytearray(data)) is None, what
         path.write_bytes(data)
         assert np.array_equal(load_image(path).array, rgb), what
+    # IDAT chunks with another chunk between them break the specification: libpng and Pillow refuse too
+    two = _png_by_spec(rgb, [4], idat_chunks=2)
+    second = two.index(b"IDAT", idat + 4) - 4
+    path.write_bytes(two[:second] + _chunk(b"tEXt", b"a\x00b") + two[second:])
+    assert _png_inflate_unfilter(bytearray(path.read_bytes())) is None
+    with pytest.raises(LoadError, match=r"d\.png: cannot read image: corrupt or truncated data"):
+        load_image(path)
 
 
 def test_interlaced_png_goes_to_libpng(tmp_path):

@@ -335,7 +335,7 @@ def _read_png_fast(path: Path) -> Decoded | None:
     where it is installed.
     """
     data = _read_bytes(path)
-    plain = len(data) >= 33 and data[12:16] == b"IHDR" and data[24] in (8, 16) and data[25] in (0, 2, 4, 6)
+    plain = len(data) >= 33 and data[12:16] == b"IHDR" and data[24] in (8, 16) and data[25] in _PNG_CHANNELS
     if plain and data[26:29] == b"\x00\x00\x00":  # deflate, adaptive filters, not interlaced
         try:
             image = _png_inflate_unfilter(data)

@@ -17,7 +17,6 @@ holds this engine to it for every option.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import threading
 from typing import Any
@@ -251,30 +250,42 @@ def compiled_ffmpeg() -> Any:
     return _compiled("ffmpeg")
 
 
-# Set by the command line, which owns its process: numba's first call imports scipy.linalg
-# (a quarter second) only to learn whether np.dot may use BLAS, which no kernel here needs
+# Set by the command line, which owns its process: its kernels load from numba's cache
+# without the registries only compiling needs (see _load_from_cache_quickly)
 QUICK_START = False
 
 
-def _load_numba_without_blas() -> None:
-    """Load numba's typing registries with scipy's BLAS hidden, so scipy.linalg is not imported.
+def _load_from_cache_quickly(kernels: tuple[Any, ...]) -> None:
+    """Let these kernels load from numba's cache without first loading all of numba's registries.
 
-    Only for a process that runs no numba code of its own that needs np.dot.
+    Before each cache load numba refreshes its target context: that imports and
+    registers every implementation it has (numpy's functions, random
+    generators, typed containers, and scipy.linalg to learn whether np.dot may
+    use BLAS), about 0.3 s, of which loading finished machine code needs only
+    the runtime (NRT) that allocates arrays. Each kernel's cache here
+    initialises just that. A cache miss still compiles as usual: numba's
+    compiler refreshes the contexts itself before it types anything.
+    Only for a process that runs no numba code of its own (the command line).
     """
-    import sys
-
-    hidden = "scipy.linalg.cython_blas" not in sys.modules
-    if hidden:
-        sys.modules["scipy.linalg.cython_blas"] = None  # type: ignore[assignment]
     try:
-        from numba.core.registry import cpu_target
+        from numba.core.runtime import rtsys
+    except ImportError:  # a numba without this layout: its usual loading
+        return
+    for kernel in kernels:
+        cache = getattr(kernel, "_cache", None)
+        if (
+            cache is None
+            or not hasattr(cache, "_load_overload")
+            or not hasattr(cache, "_guard_against_spurious_io_errors")
+        ):
+            continue
 
-        cpu_target.target_context.refresh()
-    except Exception:  # a numba without this layout: its usual first call does the same work
-        pass
-    finally:
-        if hidden:
-            del sys.modules["scipy.linalg.cython_blas"]
+        def load_overload(sig: Any, target_context: Any, cache: Any = cache) -> Any:
+            rtsys.initialize(target_context)
+            with cache._guard_against_spurious_io_errors():  # as numba's own (Windows' sharing errors)
+                return cache._load_overload(sig, target_context)
+
+        cache.load_overload = load_overload
 
 
 def _compiled(name: str) -> Any:
@@ -290,9 +301,6 @@ _LOADING = threading.Lock()
 
 
 def _load_kernels() -> None:
-    if QUICK_START:
-        with contextlib.suppress(ImportError):  # no numba: the numpy paths below
-            _load_numba_without_blas()
     try:
         from ._kernels import (
             ffmpeg_ssim_sum,
@@ -308,6 +316,10 @@ def _load_kernels() -> None:
         names = ("plain", "sums", "box_int", "sse_int", "ffmpeg", "luma", "halve", "png_unfilter")
         _KERNELS.update(dict.fromkeys(names))
         return
+    if QUICK_START:
+        _load_from_cache_quickly(
+            (ffmpeg_ssim_sum, halve, luma, png_unfilter, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum)
+        )
     _KERNELS.update(
         plain=ssim_sum,
         sums=ssim_cs_sums,

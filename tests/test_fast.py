@@ -128,3 +128,69 @@ def test_msssim_on_samples_as_they_are_equals_msssim_on_float64(variant, dtype):
     got = msssim(pred, gt, data_range=2.0, variant=variant, compiled=True, scale=scale)
     assert got == pytest.approx(expected, abs=1e-12)
     assert 0.3 < expected < 1.0  # a real comparison, not two perfect scores
+
+
+_QUICK_SCRIPT = """
+import json, sys
+import numpy as np
+from iqeval import fast
+fast.QUICK_START = True  # as the command line sets it
+r = np.random.default_rng(5)
+x = r.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+y = np.clip(x + r.normal(0, 12, x.shape), 0, 255).astype(np.uint8)
+out = {"sse": fast.sum_squared_error(x, y, 1.0, 1.0)}
+if sys.argv[1] == "all":
+    for kernel in ("uniform", "gaussian"):
+        kw = dict(data_range=255.0, kernel=kernel, win_size=None, sigma=1.5)
+        out[kernel] = fast.mean_ssim(x, y, 1.0, 1.0, **kw)
+out["registries"] = "numba.np.linalg" in sys.modules  # what numba's full refresh imports
+print(json.dumps(out))
+"""
+
+
+def _quick_run(which: str, env: dict[str, str]) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _QUICK_SCRIPT, which], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _quick_reference() -> dict:
+    r = np.random.default_rng(5)
+    x = r.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    y = np.clip(x + r.normal(0, 12, x.shape), 0, 255).astype(np.uint8)
+    d = x.astype(np.int64) - y.astype(np.int64)
+    return {
+        "sse": float((d * d).sum()),
+        "uniform": structural_similarity(y, x, channel_axis=-1, data_range=255),
+        "gaussian": structural_similarity(
+            y, x, channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        ),
+    }
+
+
+def test_the_command_loads_cached_kernels_without_numbas_registries():
+    # the command line's processes load finished kernels without the registries (0.3 s) only compiling needs
+    import os
+
+    pytest.importorskip("numba")
+    _quick_run("all", dict(os.environ))  # compiles whatever this checkout has not cached yet
+    got = _quick_run("all", dict(os.environ))
+    assert got["registries"] is False
+    ref = _quick_reference()
+    assert got["sse"] == ref["sse"]
+    assert got["uniform"] == pytest.approx(ref["uniform"], abs=1e-12)
+    assert got["gaussian"] == pytest.approx(ref["gaussian"], abs=1e-12)
+    assert 0.3 < ref["gaussian"] < 0.99
+
+
+def test_the_command_still_compiles_a_kernel_missing_from_the_cache(tmp_path):
+    import os
+
+    pytest.importorskip("numba")
+    got = _quick_run("sse", {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})  # an empty cache: a miss
+    assert got["sse"] == _quick_reference()["sse"]
+    assert list(tmp_path.rglob("*sse_int*.nbc"))  # compiled, then cached for the next run

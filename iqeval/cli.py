@@ -157,6 +157,16 @@ def _usage(fn: Callable[[], T]) -> T:
         raise click.UsageError(say(str(exc))) from exc
 
 
+class _Unseen:
+    """The bar of a run that draws none."""
+
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _Bar:
     """A progress callback for :func:`iqeval.run`: a tqdm bar on stderr when it is a terminal.
 
@@ -172,6 +182,9 @@ class _Bar:
         self.live = 0  # frames counted since the last item arrived
 
     def _open(self, total: int | None, unit: str) -> None:
+        if not self.shown():  # nothing drawn: no need of tqdm's import (30 ms of a run's start)
+            self.bar = _Unseen()
+            return
         from tqdm import tqdm
 
         # no monitor thread: a second thread would make the process pool fall back
@@ -188,7 +201,6 @@ class _Bar:
             total=total,
             unit=unit,
             file=sys.stderr,
-            disable=not self.shown(),
             ncols=width if width >= 60 else 200,  # no bar to fit, so never cut the narrow line short
             dynamic_ncols=width >= 60,
             bar_format=narrow,

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
-import imageio.v3 as iio
 import numpy as np
 
 from .errors import LoadError
@@ -27,6 +26,13 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".gif", "
 
 # PNG colour types whose 16-bit variant Pillow silently reduces to 8 bits.
 _PNG16_PYAV_FORMATS = {2: "rgb48le", 6: "rgba64le", 4: "ya16le"}
+
+
+def _iio() -> Any:
+    """imageio's v3 API, imported on first use: the PNG, TIFF and PNM readers here need none of its 50 ms."""
+    import imageio.v3 as iio
+
+    return iio
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
@@ -519,7 +525,7 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT
         if fast_png is not None:
             decoded = fast_png
         elif png16 is not None:
-            decoded = Decoded(np.asarray(iio.imread(p, plugin="pyav", format=png16, index=0)))
+            decoded = Decoded(np.asarray(_iio().imread(p, plugin="pyav", format=png16, index=0)))
         elif ext in {".tif", ".tiff"}:
             decoded = _read_tiff(p, max_pixels)
         else:
@@ -728,7 +734,7 @@ def iter_frames(
         if size is not None:
             check_pixels(p, *size, max_pixels, "GIF frame")
         try:
-            frames = iio.imiter(p)
+            frames = _iio().imiter(p)
             for frame in frames:
                 yield _squeeze(np.asarray(frame))
         except Exception as exc:
@@ -782,7 +788,9 @@ def probe(path: str | os.PathLike[str]) -> Probe:
     p = Path(path)
     _check_file(p)
     try:
-        props = iio.improps(p, plugin="pyav") if is_video_path(p) and p.suffix.lower() != ".gif" else iio.improps(p)
+        props = (
+            _iio().improps(p, plugin="pyav") if is_video_path(p) and p.suffix.lower() != ".gif" else _iio().improps(p)
+        )
     except Exception as exc:
         raise LoadError(f"{p}: cannot read: {_reason(exc)}") from exc
     shape = tuple(int(s) for s in props.shape)
@@ -794,9 +802,9 @@ def probe(path: str | os.PathLike[str]) -> Probe:
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     """Write an image file (PNG for the maps); the folder must exist."""
-    iio.imwrite(Path(path), image)
+    _iio().imwrite(Path(path), image)
 
 
 def encode_image(image: np.ndarray, extension: str = ".png") -> bytes:
     """Encode an image to bytes (for data URIs in the HTML report)."""
-    return bytes(iio.imwrite("<bytes>", image, extension=extension))
+    return bytes(_iio().imwrite("<bytes>", image, extension=extension))

@@ -133,10 +133,14 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
 def _sum(a):  # type: ignore[no-untyped-def]
-    """The sum of a 1-D float64 array, reassociated so that it vectorises (only this sum may be)."""
+    """The sum of a 1-D float64 array, reassociated so that it vectorises (only this sum may be).
+
+    Indexed, not iterated: LLVM vectorises an indexed loop, and not numba's
+    array iterator (2.1 ms against 0.25 ms for the rows of a 1080p plane).
+    """
     total = 0.0
-    for v in a:
-        total += v
+    for i in range(a.shape[0]):
+        total += a[i]
     return total
 
 

@@ -336,6 +336,22 @@ def _load_kernels() -> None:
         gc.freeze()
 
 
+def warm_up() -> None:
+    """Load numba and the kernels now, ahead of their first use (run in a thread of its own).
+
+    One tiny call does the loading every kernel shares (numba's runtime and
+    code generator); each kernel's own machine code still loads on its first
+    call. A failure here is left for that call to meet.
+    """
+    try:
+        kernel = _compiled("sse_int")
+        if kernel is not None:
+            z = np.zeros((2, 2), dtype=np.uint8)
+            kernel(z, z)
+    except Exception:  # the real call raises it, or takes the numpy path
+        pass
+
+
 def _planes(a: np.ndarray) -> list[np.ndarray]:
     """The 2-D planes of an image (its channels), as views."""
     return [a] if a.ndim == 2 else [a[..., c] for c in range(a.shape[2])]

@@ -34,6 +34,7 @@ import numpy as np
 
 from .core import Engine, score_arrays
 from .errors import ColorModeError, SequenceError
+from .fast import warm_up
 from .io import DEFAULT_MAX_PIXELS, Decoded, RawFormat, VideoFormat
 from .metrics import METRICS
 from .prepare import Options, PairInfo
@@ -138,6 +139,25 @@ def prefetch(items: Iterator[A], depth: int = 2) -> Iterator[A]:
     finally:
         stop.set()
         thread.join()
+
+
+PREFETCH_BYTES = 64 << 20
+"""Per side of a pair: how far (in decoded frames) decoding may run ahead of the scoring."""
+
+
+def prefetch_depth(fmt: VideoFormat | None) -> int:
+    """How many frames one side decodes ahead: as many as :data:`PREFETCH_BYTES` holds, 2 to 16.
+
+    Decoding ahead keeps both cores busy while the kernels load at the start
+    and whenever scoring stalls (10 frames of 1080p, 2 of 4K). A frame counts
+    as three full planes (RGB, or YUV up to 4:4:4: a Y plane keeps its whole
+    frame alive); 2 where the size is not known before decoding (frame folders).
+    """
+    if fmt is None:
+        return 2
+    sample = 1 if fmt.bits <= 8 else 2
+    frame = fmt.width * fmt.height * sample * 3
+    return max(2, min(16, PREFETCH_BYTES // max(1, frame)))
 
 
 def _video_format(source: Source, raw: RawFormat | None) -> VideoFormat | None:
@@ -377,6 +397,8 @@ def score_sequence(
     -N frames are skipped). ``align`` (a window) searches ``frame_offset ±
     align`` for the best offset first (:func:`find_offset`) and records it.
     """
+    if threads > 1:  # numba loads (half a second) while the videos open and the first frames decode
+        threading.Thread(target=warm_up, name="iqeval-kernels", daemon=True).start()
     formats = (_video_format(pred, raw), _video_format(gt, raw))
     _check_rates(pred, gt, *formats)
     mode, fmt = plane_mode(pred, gt, options, raw, formats)
@@ -389,8 +411,9 @@ def score_sequence(
     scorer = _FrameScorer(options, engine, mode, fmt, pred, gt)
     pred_frames = pred.decode(max_pixels, planes=mode, raw=raw, threads=threads)
     gt_frames = gt.decode(max_pixels, planes=mode, raw=raw, threads=threads)
-    if threads > 1:  # each side decodes in its own thread, a frame or two ahead
-        pred_frames, gt_frames = prefetch(pred_frames), prefetch(gt_frames)
+    if threads > 1:  # each side decodes in its own thread, ahead of the scoring by a memory budget
+        pred_frames = prefetch(pred_frames, prefetch_depth(formats[0]))
+        gt_frames = prefetch(gt_frames, prefetch_depth(formats[1]))
     pairs = _pairs(pred, gt, pred_frames, gt_frames, frame_offset, truncate, warnings)
     rows: list[list[float]] = []
     info: PairInfo | None = None

@@ -470,3 +470,18 @@ def test_yuv_planes_use_the_engine_asked_for(tmp_path, clip):
     for a, b in zip(fast, reference, strict=True):
         assert a["ssim"] == pytest.approx(b["ssim"], abs=1e-12)
         assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-9)
+
+
+def test_decoding_runs_ahead_by_a_memory_budget_not_a_frame_count():
+    from iqeval.io import VideoFormat
+    from iqeval.video import PREFETCH_BYTES, prefetch_depth
+
+    def fmt(w: int, h: int, bits: int = 8) -> VideoFormat:
+        return VideoFormat("yuv420p" if bits == 8 else "yuv420p10le", w, h, bits, True, 25.0)
+
+    assert PREFETCH_BYTES == 64 << 20
+    assert prefetch_depth(fmt(1920, 1080)) == (64 << 20) // (1920 * 1080 * 3) == 10
+    assert prefetch_depth(fmt(3840, 2160)) == 2  # 24.9 MB a frame: the floor
+    assert prefetch_depth(fmt(3840, 2160, 10)) == 2
+    assert prefetch_depth(fmt(1280, 720)) == 16  # 2.8 MB a frame: the ceiling
+    assert prefetch_depth(None) == 2  # a frame folder: sizes unknown before decoding

@@ -263,8 +263,9 @@ def _load_from_cache_quickly(kernels: tuple[Any, ...]) -> None:
     generators, typed containers, and scipy.linalg to learn whether np.dot may
     use BLAS), about 0.3 s, of which loading finished machine code needs only
     the runtime (NRT) that allocates arrays. Each kernel's cache here
-    initialises just that. A cache miss still compiles as usual: numba's
-    compiler refreshes the contexts itself before it types anything.
+    initialises just that, and falls back to numba's own loading should that
+    fail. A cache miss still compiles as usual: numba's compiler refreshes the
+    contexts itself before it types anything.
     Only for a process that runs no numba code of its own (the command line).
     """
     try:
@@ -280,10 +281,13 @@ def _load_from_cache_quickly(kernels: tuple[Any, ...]) -> None:
         ):
             continue
 
-        def load_overload(sig: Any, target_context: Any, cache: Any = cache) -> Any:
-            rtsys.initialize(target_context)
-            with cache._guard_against_spurious_io_errors():  # as numba's own (Windows' sharing errors)
-                return cache._load_overload(sig, target_context)
+        def load_overload(sig: Any, target_context: Any, cache: Any = cache, usual: Any = cache.load_overload) -> Any:
+            try:
+                rtsys.initialize(target_context)
+                with cache._guard_against_spurious_io_errors():  # as numba's own (Windows' sharing errors)
+                    return cache._load_overload(sig, target_context)
+            except Exception:  # a numba whose loading needs more: its own way, registries and all
+                return usual(sig, target_context)
 
         cache.load_overload = load_overload
 

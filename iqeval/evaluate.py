@@ -11,7 +11,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -200,11 +200,14 @@ def evaluate_item(
     gt_decoded: Decoded | None = None,
     frame_offset: int = 0,
     sequence: SequenceSettings | None = None,
+    decoding: Future[tuple[Decoded, Decoded]] | None = None,
 ) -> ItemResult:
     """Score one item; bad input becomes an error result, never an exception.
 
     ``gt_decoded`` is the ground truth already decoded (several methods share
-    it). ``sequence`` sets how videos and frame folders are read; its
+    it). ``decoding`` is this image pair's decode, already started elsewhere
+    (:meth:`_ItemScorer.decoding_ahead`); its errors are reported as the
+    item's own. ``sequence`` sets how videos and frame folders are read; its
     ``truncate`` and ``frame_offset`` win over the plain arguments.
     """
     seq = sequence or SequenceSettings(truncate=truncate, frame_offset=frame_offset)
@@ -216,7 +219,10 @@ def evaluate_item(
         return result({}, error=item.error or "unpaired")
     try:
         if item.kind == "image":
-            p, g = _decode_pair(item.pred, item.gt, max_pixels, gt_decoded)
+            if decoding is not None:
+                p, g = decoding.result()
+            else:
+                p, g = _decode_pair(item.pred, item.gt, max_pixels, gt_decoded)
             scores, info = score_arrays(p.array, g.array, options, pred, gt, engine)
             notes = tuple(n for n in (p.note, g.note) if n)
             return result(scores, info=replace(info, conversions=notes + info.conversions) if notes else info)
@@ -285,6 +291,9 @@ def evaluate(
     if not config.methods:
         if mapper is None:
             mapper = choose_mapper(config.jobs, config.scheduler, len(items), work.crashed)
+        if mapper is map and len(items) > 1:  # in-process: the next pair decodes while this one is scored
+            yield from work.decoding_ahead(items)
+            return
         yield from mapper(work, items)
         return
     # several methods: the items of one ground-truth image are scored together, decoding it once
@@ -318,7 +327,9 @@ class _ItemScorer:
     registered: tuple[Metric, ...] = ()
     sequence: SequenceSettings = field(default_factory=SequenceSettings)
 
-    def __call__(self, item: Item, gt: Decoded | None = None) -> ItemResult:
+    def __call__(
+        self, item: Item, gt: Decoded | None = None, decoding: Future[tuple[Decoded, Decoded]] | None = None
+    ) -> ItemResult:
         for metric in self.registered:
             METRICS.setdefault(metric.name, metric)
         return evaluate_item(
@@ -329,7 +340,30 @@ class _ItemScorer:
             max_pixels=self.max_pixels,
             gt_decoded=gt,
             sequence=self.sequence,
+            decoding=decoding,
         )
+
+    def decoding_ahead(self, items: list[Item]) -> Iterator[ItemResult]:
+        """Score ``items`` in this process, in order, each image pair decoding in a thread while
+        the pair before it is scored (the decoders and the kernels release the GIL).
+
+        At most two pairs are decoded at a time: the one being scored and the next.
+        """
+
+        def start(item: Item) -> Future[tuple[Decoded, Decoded]] | None:
+            if item.kind != "image" or item.error is not None or item.pred is None or item.gt is None:
+                return None  # scored as usual: sequences stream their frames, errors need no decoding
+            return ahead.submit(_decode_pair, item.pred, item.gt, self.max_pixels, None)
+
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="iqeval-next-pair")
+        try:
+            upcoming = start(items[0]) if items else None
+            for i, item in enumerate(items):
+                current = upcoming
+                upcoming = start(items[i + 1]) if i + 1 < len(items) else None
+                yield self(item, decoding=current)
+        finally:  # a stop (Ctrl-C, an early exit) leaves no decoder running
+            ahead.shutdown(wait=True, cancel_futures=True)
 
     def crashed(self, item: Item, reason: str) -> ItemResult:
         """The result of an item whose worker process died."""

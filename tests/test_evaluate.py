@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -165,3 +166,38 @@ def test_y4m_is_a_video_and_frame_offset_aligns_a_shifted_clip(tmp_path):
     assert np.all(np.isinf(aligned.frame_scores[:, 1]))  # identical frames once aligned: PSNR inf
     (earlier,) = evaluate(CompareConfig(pred=tmp_path / "gt", gt=tmp_path / "pred", jobs=1, frame_offset=-2))
     assert earlier.ok and earlier.n_frames == 4 and np.all(earlier.frame_scores[:, 0] == 1.0)
+
+
+def test_in_process_the_next_pair_decodes_while_this_one_is_scored(tmp_path, write_png, rgb, monkeypatch):
+    import threading
+
+    import iqeval.evaluate as ev
+
+    for name, sigma in (("a", 5), ("b", 15), ("c", 25)):
+        write_png(f"gt/{name}.png", rgb)
+        write_png(f"pred/{name}.png", noisy(rgb, sigma, seed=sigma))
+    (tmp_path / "pred" / "b.png").write_bytes(b"not a png")  # a decode error, met in the decoding thread
+    started = {name: threading.Event() for name in "abc"}
+    decode, score = ev._decode_pair, ev.score_arrays
+
+    def recording_decode(pred, gt, max_pixels, gt_decoded):
+        started[pred.path.stem].set()
+        return decode(pred, gt, max_pixels, gt_decoded)
+
+    overlapped = []
+
+    def waiting_score(p, g, options, pred, gt, engine):
+        nxt = {"a": "b", "c": None}[Path(pred).stem]
+        # the next pair's decode has begun before this pair's scoring ends (a serial loop would time out)
+        overlapped.append(nxt is None or started[nxt].wait(timeout=20))
+        return score(p, g, options, pred, gt, engine)
+
+    monkeypatch.setattr(ev, "_decode_pair", recording_decode)
+    monkeypatch.setattr(ev, "score_arrays", waiting_score)
+    results = _results(tmp_path / "pred", tmp_path / "gt", jobs=1)
+    assert overlapped == [True, True]
+    assert {k: r.status for k, r in results.items()} == {"a": "ok", "b": "error", "c": "ok"}
+    assert results["b"].error.startswith(str(tmp_path / "pred" / "b.png"))
+    for name, sigma in (("a", 5), ("c", 25)):
+        expected = structural_similarity(rgb, noisy(rgb, sigma, seed=sigma), data_range=255, channel_axis=-1)
+        assert results[name].scores["ssim"] == pytest.approx(expected, abs=1e-9)

@@ -320,10 +320,6 @@ def _load_kernels() -> None:
         names = ("plain", "sums", "box_int", "sse_int", "ffmpeg", "luma", "halve", "png_unfilter")
         _KERNELS.update(dict.fromkeys(names))
         return
-    if QUICK_START:
-        _load_from_cache_quickly(
-            (ffmpeg_ssim_sum, halve, luma, png_unfilter, sse_int, ssim_box_int, ssim_cs_sums, ssim_sum)
-        )
     _KERNELS.update(
         plain=ssim_sum,
         sums=ssim_cs_sums,
@@ -335,6 +331,7 @@ def _load_kernels() -> None:
         png_unfilter=png_unfilter,
     )
     if QUICK_START:
+        _load_from_cache_quickly(tuple(_KERNELS.values()))
         # the command's process keeps numba's hundred thousand objects to the end: out of the
         # garbage collector's sight, its full collections stop walking them (about 0.1 s a run)
         gc.freeze()

@@ -788,9 +788,8 @@ def probe(path: str | os.PathLike[str]) -> Probe:
     p = Path(path)
     _check_file(p)
     try:
-        props = (
-            _iio().improps(p, plugin="pyav") if is_video_path(p) and p.suffix.lower() != ".gif" else _iio().improps(p)
-        )
+        iio = _iio()
+        props = iio.improps(p, plugin="pyav") if is_video_path(p) and p.suffix.lower() != ".gif" else iio.improps(p)
     except Exception as exc:
         raise LoadError(f"{p}: cannot read: {_reason(exc)}") from exc
     shape = tuple(int(s) for s in props.shape)

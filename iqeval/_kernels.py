@@ -5,7 +5,11 @@ moments (x, y, x*x + y*y, x*y) are filtered along the row into a ring of
 filtered rows as tall as the window, each output row is filtered down the
 ring, and the SSIM formula is summed row by row; no full-size temporary is
 ever made. The uniform window on integer images has its own kernel of exact
-running integer sums. The arithmetic is skimage's: the same
+running integer sums. The kernels allocate nothing: their callers
+(:mod:`iqeval.fast`) hand them their scratch rows. numba implements
+``np.empty`` in a module of its own (``numba.np.arrayobj``), which a kernel
+that calls it imports when it loads from the cache: about 60 ms of every
+command's start-up. The arithmetic is skimage's: the same
 weights (a box of 1/k, or the truncated Gaussian), the same covariance
 normalisation and constants, in float64 (filtering x*x + y*y once instead of
 each square differs from skimage only by rounding, about 1e-16). Compiled once per machine and cached
@@ -18,20 +22,15 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
-def ssim_sum(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov):  # type: ignore[no-untyped-def]
-    """Sum of the SSIM map over output rows [row0, row1) and columns [col0, col1) of one plane.
+@njit(cache=True, nogil=True, error_model="numpy")  # numpy's error model: the loops vectorise
+def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, moments, ring, u, rows):  # type: ignore[no-untyped-def]
+    """(sum of the SSIM map, sum of the contrast-structure map) over output rows [row0, row1) and columns [col0, col1) of one plane.
 
     ``x`` and ``y`` are 2-D (any dtype, any strides), multiplied by ``xs`` and
     ``ys``; ``w`` are the 1-D weights (odd length); every input the window
-    needs must lie inside the arrays.
-    """
-    return ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, False)[0]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")  # numpy's error model: the loops vectorise
-def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):  # type: ignore[no-untyped-def]
-    """(sum of the SSIM map, sum of the contrast-structure map) over the same window as :func:`ssim_sum`.
+    needs must lie inside the arrays. ``moments`` (4, ncols + len(w) - 1),
+    ``ring`` (len(w), 4, ncols), ``u`` (4, ncols) and ``rows`` (2, ncols) are
+    float64 scratch (:func:`iqeval.fast.compiled_kernel` makes them).
 
     Each input row is scaled to float64 once and its four moments (x, y,
     x*x + y*y, x*y: the formula needs the two variances only as their sum, so
@@ -45,11 +44,8 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu):
     r = k // 2
     ncols = col1 - col0
     width = ncols + 2 * r
-    moments = np.empty((4, width))
-    ring = np.empty((k, 4, ncols))
-    u = np.empty((4, ncols))
-    row = np.empty(ncols)
-    row_cs = np.empty(ncols)
+    row = rows[0]
+    row_cs = rows[1]
     total = 0.0
     total_cs = 0.0
     first = row0 - r
@@ -145,7 +141,7 @@ def _sum(a):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # numpy's error model: the loops vectorise
-def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
+def ssim_box_int(x, y, win, c1n, c2n, cn, col, hs, row):  # type: ignore[no-untyped-def]
     """Sum of the uniform-window SSIM map of two unsigned-integer planes, from exact window sums.
 
     ``x`` and ``y`` are 2-D (any unsigned dtype up to 16 bits, any strides).
@@ -155,7 +151,8 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
     x, y, x*x + y*y and x*y (the formula needs the squares only as their sum,
     so one moment serves both), as running sums down the image (one row in,
     one row out, in one pass); each output row then sums ``win`` of them along
-    the row (unrolled for the default 7). The float formula after them is
+    the row (unrolled for the default 7) into ``hs`` (4, width - win + 1, the
+    accumulator type), and the SSIM map's row goes to ``row`` (float64, as long). The float formula after them is
     :func:`iqeval.fast._mean_ssim_uniform_int`'s, on the same exact integers.
     Returns the sum over the pixels at least ``win // 2`` from every edge,
     added row by row.
@@ -165,8 +162,6 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col):  # type: ignore[no-untyped-def]
     nf = float(win * win)
     tcn = 2.0 * cn
     out = width - win + 1
-    hs = np.zeros((4, out), dtype=col.dtype)
-    row = np.empty(out)
     total = 0.0
     for i in range(win):  # the first window
         for j in range(width):
@@ -313,21 +308,21 @@ def sse_int(x, y):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def ffmpeg_ssim_sum(x, y, c1, c2):  # type: ignore[no-untyped-def]
+def ffmpeg_ssim_sum(x, y, c1, c2, prev, cur, row):  # type: ignore[no-untyped-def]
     """Sum of FFmpeg's SSIM over its 8x8 windows at stride 4, and their count, for one integer plane.
 
     A row of 4x4 block sums (S1, S2, SS = sum of both squares, S12) is made
     at a time, exactly in int64; each window is the 2x2 blocks around a
-    corner. The formula is :func:`iqeval.metrics.ffmpeg_ssim`'s.
+    corner. The formula is :func:`iqeval.metrics.ffmpeg_ssim`'s. ``prev`` and
+    ``cur`` are int64 (4, width // 4) scratch, ``row`` float64 (width // 4 - 1).
     """
     h4 = x.shape[0] >> 2
     w4 = x.shape[1] >> 2
-    prev = np.zeros((4, w4), dtype=np.int64)
-    cur = np.zeros((4, w4), dtype=np.int64)
-    row = np.empty(max(w4 - 1, 0))
     total = 0.0
     for by in range(h4):
-        cur[:] = 0
+        for m in range(4):
+            for bx in range(w4):
+                cur[m, bx] = 0
         for i in range(4 * by, 4 * by + 4):
             for bx in range(w4):
                 s1 = np.int64(0)

@@ -221,13 +221,41 @@ _KERNELS: dict[str, Any] = {}
 
 
 def compiled_kernel(sums: bool = False) -> Any:
-    """A compiled SSIM kernel (:mod:`iqeval._kernels`), or None where numba is missing.
+    """The compiled SSIM kernel (:func:`iqeval._kernels.ssim_cs_sums`) with its scratch made here,
+    or None where numba is missing.
 
-    ``sums`` selects the one that also sums the contrast-structure map (MS-SSIM,
-    conventions). Imported on first use: numba costs start-up time that the
-    exact integer path (8- and 16-bit images, uniform window) never needs.
+    It is called as ``(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov,
+    cs_relu=False)``; with ``sums`` it returns (SSIM sum, contrast-structure
+    sum) (MS-SSIM, conventions), else the SSIM sum alone.
     """
-    return _compiled("sums" if sums else "plain")
+    kernel = _compiled("sums")
+    if kernel is None:
+        return None
+
+    def ssim_sums(
+        x: np.ndarray,
+        y: np.ndarray,
+        xs: float,
+        ys: float,
+        w: np.ndarray,
+        row0: int,
+        row1: int,
+        col0: int,
+        col1: int,
+        c1: float,
+        c2: float,
+        cov: float,
+        cs_relu: bool = False,
+    ) -> tuple[float, float]:
+        k, ncols = w.shape[0], col1 - col0
+        moments, ring = np.empty((4, ncols + k - 1)), np.empty((k, 4, ncols))
+        u, rows = np.empty((4, ncols)), np.empty((2, ncols))
+        args = (x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu)
+        return kernel(*args, moments, ring, u, rows)
+
+    if sums:
+        return ssim_sums
+    return lambda *args: ssim_sums(*args)[0]
 
 
 def compiled_luma() -> Any:
@@ -246,8 +274,18 @@ def compiled_png_unfilter() -> Any:
 
 
 def compiled_ffmpeg() -> Any:
-    """FFmpeg's block SSIM compiled (:func:`iqeval._kernels.ffmpeg_ssim_sum`), or None without numba."""
-    return _compiled("ffmpeg")
+    """FFmpeg's block SSIM compiled (:func:`iqeval._kernels.ffmpeg_ssim_sum`, called as
+    ``(x, y, c1, c2)`` with its scratch made here), or None without numba."""
+    kernel = _compiled("ffmpeg")
+    if kernel is None:
+        return None
+
+    def ffmpeg_sum(x: np.ndarray, y: np.ndarray, c1: int, c2: int) -> tuple[float, int]:
+        w4 = x.shape[1] >> 2
+        prev, cur = np.zeros((4, w4), dtype=np.int64), np.zeros((4, w4), dtype=np.int64)
+        return kernel(x, y, c1, c2, prev, cur, np.empty(max(w4 - 1, 0)))
+
+    return ffmpeg_sum
 
 
 # Set by the command line, which owns its process: its kernels load from numba's cache
@@ -314,14 +352,12 @@ def _load_kernels() -> None:
             sse_int,
             ssim_box_int,
             ssim_cs_sums,
-            ssim_sum,
         )
     except ImportError:  # numba not installed: the numpy paths give the same numbers
-        names = ("plain", "sums", "box_int", "sse_int", "ffmpeg", "luma", "halve", "png_unfilter")
+        names = ("sums", "box_int", "sse_int", "ffmpeg", "luma", "halve", "png_unfilter")
         _KERNELS.update(dict.fromkeys(names))
         return
     _KERNELS.update(
-        plain=ssim_sum,
         sums=ssim_cs_sums,
         box_int=ssim_box_int,
         sse_int=sse_int,
@@ -408,7 +444,8 @@ def mean_ssim(
                 # a channel of an interleaved image is a strided view; a contiguous copy halves the kernel's time
                 x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
                 col = np.zeros((4, x.shape[1]), dtype=wide)
-                total += kernel_int(x, y, win, c1n, c2n, n / (n - 1), col)
+                hs, row = np.empty((4, x.shape[1] - win + 1), dtype=wide), np.empty(x.shape[1] - win + 1)
+                total += kernel_int(x, y, win, c1n, c2n, n / (n - 1), col, hs, row)
             pad = win // 2
             planes = 1 if pred.ndim == 2 else pred.shape[2]
             return total / ((pred.shape[0] - 2 * pad) * (pred.shape[1] - 2 * pad) * planes)

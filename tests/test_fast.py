@@ -10,7 +10,7 @@ import pytest
 from skimage.color import rgb2gray
 from skimage.metrics import mean_squared_error, structural_similarity
 
-from iqeval import compare_images
+from iqeval import compare_images, fast, metrics
 
 from .conftest import noisy
 
@@ -149,10 +149,19 @@ x = r.integers(0, 256, (64, 80, 3), dtype=np.uint8)
 y = np.clip(x + r.normal(0, 12, x.shape), 0, 255).astype(np.uint8)
 out = {"sse": fast.sum_squared_error(x, y, 1.0, 1.0)}
 if sys.argv[1] == "all":
+    import tempfile
+    from iqeval import io, metrics
     for kernel in ("uniform", "gaussian"):
         kw = dict(data_range=255.0, kernel=kernel, win_size=None, sigma=1.5)
         out[kernel] = fast.mean_ssim(x, y, 1.0, 1.0, **kw)
+    out["ffmpeg"] = metrics._ffmpeg_planes(x, y, 255.0, compiled=True)
+    w, _ = fast._kernel(True, 0, 1.5)
+    out["sums"] = metrics._ssim_plane(x[..., 0], y[..., 0], 255.0, w, 1.0, False, True, compiled=True)
+    with tempfile.TemporaryDirectory() as d:
+        io.write_image(d + "/x.png", x)
+        out["png"] = bool((io.read_image(d + "/x.png") == x).all())
 out["registries"] = "numba.np.linalg" in sys.modules  # what numba's full refresh imports
+out["arrayobj"] = "numba.np.arrayobj" in sys.modules  # what a kernel that allocates imports as it loads
 print(json.dumps(out))
 """
 
@@ -172,7 +181,10 @@ def _quick_reference() -> dict:
     x = r.integers(0, 256, (64, 80, 3), dtype=np.uint8)
     y = np.clip(x + r.normal(0, 12, x.shape), 0, 255).astype(np.uint8)
     d = x.astype(np.int64) - y.astype(np.int64)
+    w, _ = fast._kernel(True, 0, 1.5)
     return {
+        "ffmpeg": metrics._ffmpeg_planes(x, y, 255.0),  # the numpy path, checked against FFmpeg's filter
+        "sums": list(metrics._ssim_plane(x[..., 0], y[..., 0], 255.0, w, 1.0, False, True)),  # scipy's filters
         "sse": float((d * d).sum()),
         "uniform": structural_similarity(y, x, channel_axis=-1, data_range=255),
         "gaussian": structural_similarity(
@@ -189,11 +201,17 @@ def test_the_command_loads_cached_kernels_without_numbas_registries():
     _quick_run("all", dict(os.environ))  # compiles whatever this checkout has not cached yet
     got = _quick_run("all", dict(os.environ))
     assert got["registries"] is False
+    # the kernels allocate nothing (their scratch is handed in), so none imports numba.np.arrayobj
+    # as it loads: about 60 ms of every command's start-up
+    assert got["arrayobj"] is False
     ref = _quick_reference()
     assert got["sse"] == ref["sse"]
     assert got["uniform"] == pytest.approx(ref["uniform"], abs=1e-12)
     assert got["gaussian"] == pytest.approx(ref["gaussian"], abs=1e-12)
     assert 0.3 < ref["gaussian"] < 0.99
+    assert got["ffmpeg"] == pytest.approx(ref["ffmpeg"], abs=1e-12)
+    assert got["sums"] == pytest.approx(ref["sums"], abs=1e-12)
+    assert got["png"] is True
 
 
 def test_the_command_still_compiles_a_kernel_missing_from_the_cache(tmp_path):

@@ -140,19 +140,37 @@ def _sum(a):  # type: ignore[no-untyped-def]
     return total
 
 
+@njit(inline="always")
+def _taps7(c, h, out, step):  # type: ignore[no-untyped-def]
+    """``h[j]`` = the sum of ``c[j + t * step]`` for t in 0..6: a 7-wide window every ``step`` columns.
+
+    Inlined, so that a constant ``step`` reaches LLVM as one (with a runtime
+    one the seven loads need runtime overlap checks it gives up on, and the
+    loop stops vectorising: three times slower).
+    """
+    s1, s2, s3, s4, s5, s6 = step, 2 * step, 3 * step, 4 * step, 5 * step, 6 * step
+    for j in range(out):
+        h[j] = (c[j] + c[j + s1] + c[j + s2] + c[j + s3]) + (c[j + s4] + c[j + s5] + c[j + s6])
+
+
 @njit(cache=True, nogil=True, error_model="numpy")  # numpy's error model: the loops vectorise
-def ssim_box_int(x, y, win, c1n, c2n, cn, col, hs, row):  # type: ignore[no-untyped-def]
+def ssim_box_int(x, y, win, step, c1n, c2n, cn, col, hs, row):  # type: ignore[no-untyped-def]
     """Sum of the uniform-window SSIM map of two unsigned-integer planes, from exact window sums.
 
-    ``x`` and ``y`` are 2-D (any unsigned dtype up to 16 bits, any strides).
+    ``x`` and ``y`` are 2-D (any unsigned dtype up to 16 bits, any strides):
+    one plane, or the rows of an image whose ``step`` channels are interleaved
+    (an (H, W, C) image seen as (H, W * C)). A window then sums every
+    ``step``-th column, so each channel is scored in the same pass, in place,
+    and the sum covers every channel.
     ``col`` is a zeroed (4, width) array of the accumulator type
     (:func:`iqeval.fast.integer_accumulator`: int32 for 8-bit data, so the
     loops vectorise twice as wide). It holds the column sums of four moments,
     x, y, x*x + y*y and x*y (the formula needs the squares only as their sum,
     so one moment serves both), as running sums down the image (one row in,
     one row out, in one pass); each output row then sums ``win`` of them along
-    the row (unrolled for the default 7) into ``hs`` (4, width - win + 1, the
-    accumulator type), and the SSIM map's row goes to ``row`` (float64, as long). The float formula after them is
+    the row (unrolled for the default 7) into ``hs`` (4, width - (win - 1) *
+    step, the accumulator type), and the SSIM map's row goes to ``row``
+    (float64, as long). The float formula after them is
     :func:`iqeval.fast._mean_ssim_uniform_int`'s, on the same exact integers.
     Returns the sum over the pixels at least ``win // 2`` from every edge,
     added row by row.
@@ -161,7 +179,7 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col, hs, row):  # type: ignore[no-unty
     pad = win // 2
     nf = float(win * win)
     tcn = 2.0 * cn
-    out = width - win + 1
+    out = width - (win - 1) * step
     total = 0.0
     for i in range(win):  # the first window
         for j in range(width):
@@ -184,17 +202,21 @@ def ssim_box_int(x, y, win, c1n, c2n, cn, col, hs, row):  # type: ignore[no-unty
                 col[2, j] += (a * a + b * b) - (a0 * a0 + b0 * b0)
                 col[3, j] += a * b - a0 * b0
         for m in range(4):
-            if win == 7:
-                for j in range(out):
-                    hs[m, j] = (col[m, j] + col[m, j + 1] + col[m, j + 2] + col[m, j + 3]) + (
-                        col[m, j + 4] + col[m, j + 5] + col[m, j + 6]
-                    )
+            if win == 7:  # the tap spacing a constant in each branch, so that the sums vectorise
+                if step == 1:
+                    _taps7(col[m], hs[m], out, 1)
+                elif step == 3:
+                    _taps7(col[m], hs[m], out, 3)
+                elif step == 4:
+                    _taps7(col[m], hs[m], out, 4)
+                else:
+                    _taps7(col[m], hs[m], out, step)
                 continue
             for j in range(out):
                 hs[m, j] = col[m, j]
             for t in range(1, win):
                 for j in range(out):
-                    hs[m, j] += col[m, j + t]
+                    hs[m, j] += col[m, j + t * step]
         # every product and difference of window sums below is an integer, under 2**53 for the
         # windows and depths the caller sends here, so float64 holds it exactly
         for j in range(out):

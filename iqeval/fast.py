@@ -44,6 +44,9 @@ def sum_squared_error(pred: np.ndarray, gt: np.ndarray, pred_scale: float, gt_sc
     rows = _band_rows(pred.shape[1], 1 if pred.ndim == 2 else pred.shape[2], 8)
     integer = pred.dtype.kind == "u" and gt.dtype.kind == "u" and pred_scale == gt_scale == 1.0
     if integer and (kernel := _compiled("sse_int")) is not None:
+        rows_x, rows_y = _interleaved_rows(pred), _interleaved_rows(gt)
+        if rows_x is not None and rows_y is not None:  # every channel in one pass, read in place
+            return float(kernel(rows_x, rows_y))
         return float(sum(int(kernel(x, y)) for x, y in zip(_planes(pred), _planes(gt), strict=True)))
     if integer:
         total = 0
@@ -389,6 +392,16 @@ def warm_up() -> None:
         pass
 
 
+def _interleaved_rows(a: np.ndarray) -> np.ndarray | None:
+    """An (H, W, C) image as the (H, W * C) array of its rows, a view; None where its pixels are not
+    packed along each row (a plane of a 2-D image is returned as it is)."""
+    if a.ndim == 2:
+        return a
+    if a.ndim != 3 or a.strides[2] != a.itemsize or a.strides[1] != a.shape[2] * a.itemsize:
+        return None
+    return a.reshape(a.shape[0], a.shape[1] * a.shape[2])  # a view: the last two axes merge
+
+
 def _planes(a: np.ndarray) -> list[np.ndarray]:
     """The 2-D planes of an image (its channels), as views."""
     return [a] if a.ndim == 2 else [a[..., c] for c in range(a.shape[2])]
@@ -440,12 +453,21 @@ def mean_ssim(
             n = win * win
             c1n, c2n = (0.01 * data_range) ** 2 * n * n, (0.03 * data_range) ** 2 * n * n
             total = 0.0
-            for x, y in zip(_planes(pred), _planes(gt), strict=True):
-                # a channel of an interleaved image is a strided view; a contiguous copy halves the kernel's time
-                x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
-                col = np.zeros((4, x.shape[1]), dtype=wide)
-                hs, row = np.empty((4, x.shape[1] - win + 1), dtype=wide), np.empty(x.shape[1] - win + 1)
-                total += kernel_int(x, y, win, c1n, c2n, n / (n - 1), col, hs, row)
+            rows_x, rows_y = _interleaved_rows(pred), _interleaved_rows(gt)
+            if rows_x is not None and rows_y is not None:  # every channel in one pass, read in place
+                pairs, step = [(rows_x, rows_y)], 1 if pred.ndim == 2 else pred.shape[2]
+            else:  # a channel of another layout is a strided view: a contiguous copy halves the kernel's time
+                pairs, step = (
+                    [
+                        (np.ascontiguousarray(x), np.ascontiguousarray(y))
+                        for x, y in zip(_planes(pred), _planes(gt), strict=True)
+                    ],
+                    1,
+                )
+            for x, y in pairs:
+                out = x.shape[1] - (win - 1) * step
+                col, hs, row = np.zeros((4, x.shape[1]), dtype=wide), np.empty((4, out), dtype=wide), np.empty(out)
+                total += kernel_int(x, y, win, step, c1n, c2n, n / (n - 1), col, hs, row)
             pad = win // 2
             planes = 1 if pred.ndim == 2 else pred.shape[2]
             return total / ((pred.shape[0] - 2 * pad) * (pred.shape[1] - 2 * pad) * planes)

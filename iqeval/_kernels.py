@@ -250,6 +250,77 @@ def halve(a, scale, out):  # type: ignore[no-untyped-def]
             out[i, j] = v * 0.25
 
 
+@njit(inline="always")
+def _paeth(a, b, c):  # type: ignore[no-untyped-def]
+    """PNG's Paeth predictor of a byte from its left (a), upper (b) and upper-left (c) neighbours,
+    with libpng's ties: the one nearest to a + b - c, preferring a, then b."""
+    p = b - c
+    pq = a - c
+    pa = abs(p)  # |(a + b - c) - a|
+    pb = abs(pq)  # |(a + b - c) - b|
+    pc = abs(p + pq)  # |(a + b - c) - c|
+    if pb < pa:
+        pa = pb
+        a = b
+    if pc < pa:
+        a = c
+    return a
+
+
+@njit(inline="always")
+def _sub_row(raw, out, s, o, st, bpp):  # type: ignore[no-untyped-def]
+    """One Sub-filtered row of 3- or 4-byte pixels (``bpp`` a constant where inlined): each channel's
+    running value stays in a register, so no byte waits on the store of the byte ``bpp`` before it."""
+    a0 = np.int32(0)
+    a1 = np.int32(0)
+    a2 = np.int32(0)
+    a3 = np.int32(0)
+    bp = np.uint64(bpp)
+    for p in range(st // bp):
+        i = np.uint64(p) * bp
+        a0 = (np.int32(raw[s + i]) + a0) & 255
+        a1 = (np.int32(raw[s + i + np.uint64(1)]) + a1) & 255
+        a2 = (np.int32(raw[s + i + np.uint64(2)]) + a2) & 255
+        out[o + i] = a0
+        out[o + i + np.uint64(1)] = a1
+        out[o + i + np.uint64(2)] = a2
+        if bpp == 4:
+            a3 = (np.int32(raw[s + i + np.uint64(3)]) + a3) & 255
+            out[o + i + np.uint64(3)] = a3
+
+
+@njit(inline="always")
+def _paeth_row(raw, out, s, o, q, st, bpp):  # type: ignore[no-untyped-def]
+    """One Paeth-filtered row (not the first) of 3- or 4-byte pixels, as :func:`_sub_row`: the left
+    and upper-left pixels carried in registers. Before the first pixel both are 0 (Paeth predicts b)."""
+    a0 = np.int32(0)
+    a1 = np.int32(0)
+    a2 = np.int32(0)
+    a3 = np.int32(0)
+    c0 = np.int32(0)
+    c1 = np.int32(0)
+    c2 = np.int32(0)
+    c3 = np.int32(0)
+    bp = np.uint64(bpp)
+    for p in range(st // bp):
+        i = np.uint64(p) * bp
+        b0 = np.int32(out[q + i])
+        b1 = np.int32(out[q + i + np.uint64(1)])
+        b2 = np.int32(out[q + i + np.uint64(2)])
+        a0 = (np.int32(raw[s + i]) + _paeth(a0, b0, c0)) & 255
+        a1 = (np.int32(raw[s + i + np.uint64(1)]) + _paeth(a1, b1, c1)) & 255
+        a2 = (np.int32(raw[s + i + np.uint64(2)]) + _paeth(a2, b2, c2)) & 255
+        out[o + i] = a0
+        out[o + i + np.uint64(1)] = a1
+        out[o + i + np.uint64(2)] = a2
+        c0, c1, c2 = b0, b1, b2
+        if bpp == 4:
+            b3 = np.int32(out[q + i + np.uint64(3)])
+            a3 = (np.int32(raw[s + i + np.uint64(3)]) + _paeth(a3, b3, c3)) & 255
+            out[o + i + np.uint64(3)] = a3
+            c3 = b3
+
+
 @njit(cache=True, nogil=True)
 def png_unfilter(raw, out, height, stride, bpp):  # type: ignore[no-untyped-def]
     """Undo PNG's per-row filters (None, Sub, Up, Average, Paeth; the PNG specification, section 9).
@@ -277,7 +348,17 @@ def png_unfilter(raw, out, height, stride, bpp):  # type: ignore[no-untyped-def]
         if f == 0:
             for i in range(st):
                 out[o + i] = raw[s + i]
-        elif f == 1 or (f == 4 and y == 0):  # Paeth with b = c = 0 always predicts a: Sub
+        elif (f == 1 or (f == 4 and y == 0)) and (bpp == 3 or bpp == 4):  # Paeth with b = c = 0 predicts a: Sub
+            if bpp == 3:  # the left pixel carried in registers, not reloaded from the row just written
+                _sub_row(raw, out, s, o, st, 3)
+            else:
+                _sub_row(raw, out, s, o, st, 4)
+        elif f == 4 and (bpp == 3 or bpp == 4):
+            if bpp == 3:
+                _paeth_row(raw, out, s, o, q, st, 3)
+            else:
+                _paeth_row(raw, out, s, o, q, st, 4)
+        elif f == 1 or (f == 4 and y == 0):
             for i in range(bp):
                 out[o + i] = raw[s + i]
             for i in range(bp, st):

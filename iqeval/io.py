@@ -224,9 +224,6 @@ def _png_inflate_unfilter(data: bytearray) -> np.ndarray | None:
     """
     from .fast import compiled_png_unfilter
 
-    unfilter = compiled_png_unfilter()
-    if unfilter is None:
-        return None
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     depth, channels = data[24] // 8, _PNG_CHANNELS[data[25]]
     stride = width * channels * depth
@@ -248,6 +245,11 @@ def _png_inflate_unfilter(data: bytearray) -> np.ndarray | None:
         raise _Corrupt(
             f"corrupt or truncated data: its image data end after {raw.size // (stride + 1)} of {height} rows"
         )
+    # the kernel is fetched only now: inflating needs no numba, so the first images inflate while
+    # it loads (where numba is missing, the other readers read the file again)
+    unfilter = compiled_png_unfilter()
+    if unfilter is None:
+        return None
     # in place: each row's pixels land their row number of bytes left of its filtered bytes,
     # over bytes already read, so the image needs no second buffer
     bad_row = unfilter(raw, raw, height, stride, channels * depth)

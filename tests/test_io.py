@@ -238,6 +238,22 @@ def test_png_fast_path_undoes_every_filter_type(tmp_path, channels, dtype, filte
             assert np.array_equal(np.asarray(im), a)
 
 
+def test_png_without_the_compiled_unfilter_is_read_by_the_other_readers(tmp_path, monkeypatch):
+    # the kernel is fetched after inflating (which empties the file's buffer); without it the file is
+    # read again by libpng or Pillow, with the same pixels
+    from PIL import Image
+
+    from iqeval import fast
+
+    rgb = np.random.default_rng(8).integers(0, 256, (21, 17, 3), dtype=np.uint8)
+    path = tmp_path / "f.png"
+    path.write_bytes(_png_by_spec(rgb, [4, 1, 2]))
+    monkeypatch.setattr(fast, "compiled_png_unfilter", lambda: None)  # as where numba is missing
+    assert np.array_equal(load_image(path).array, rgb)
+    with Image.open(path) as im:
+        assert np.array_equal(np.asarray(im), rgb)
+
+
 @pytest.mark.parametrize("inflater", ["libdeflate", "zlib"])
 def test_png_fast_path_names_damage_and_leaves_the_rest_to_the_other_readers(tmp_path, monkeypatch, inflater):
     from iqeval.io import _png_inflate_unfilter

@@ -393,10 +393,10 @@ def warm_up() -> None:
 
 
 def _interleaved_rows(a: np.ndarray) -> np.ndarray | None:
-    """An (H, W, C) image as the (H, W * C) array of its rows, a view; None where its pixels are not
-    packed along each row (a plane of a 2-D image is returned as it is)."""
+    """An (H, W, C) image as the (H, W * C) array of its rows, a view; None where its samples are not
+    packed along each row (a 2-D image is its own rows where they are packed)."""
     if a.ndim == 2:
-        return a
+        return a if a.strides[1] == a.itemsize else None
     if a.ndim != 3 or a.strides[2] != a.itemsize or a.strides[1] != a.shape[2] * a.itemsize:
         return None
     return a.reshape(a.shape[0], a.shape[1] * a.shape[2])  # a view: the last two axes merge

@@ -74,7 +74,7 @@ def test_fast_equals_skimage(rgb, color, crop, kernel, dtype):
         assert result["mse"] == pytest.approx(ref[2], rel=1e-9)
 
 
-@pytest.mark.parametrize("layout", ["packed", "cropped", "channels_first", "plane"])
+@pytest.mark.parametrize("layout", ["packed", "cropped", "channels_first", "plane", "strided_plane"])
 @pytest.mark.parametrize(
     ("dtype", "channels", "win"), [(np.uint8, 3, 7), (np.uint8, 4, 7), (np.uint16, 3, 5), (np.uint8, 2, 9)]
 )
@@ -95,7 +95,10 @@ def test_integer_uniform_ssim_and_sse_in_every_memory_layout(layout, dtype, chan
         x, y = x[3:-4, 5:-2], y[3:-4, 5:-2]
         assert np.shares_memory(fast_engine._interleaved_rows(x), x)
     elif layout == "plane":
+        x, y = x[..., 0].copy(), y[..., 0].copy()
+    elif layout == "strided_plane":  # one channel of an interleaved image, as a 2-D view: copied first
         x, y = x[..., 0], y[..., 0]
+        assert fast_engine._interleaved_rows(x) is None
     axis = None if x.ndim == 2 else -1
     got = fast_engine.mean_ssim(x, y, 1.0, 1.0, data_range=float(top), kernel="uniform", win_size=win, sigma=1.5)
     assert got == pytest.approx(structural_similarity(y, x, data_range=top, win_size=win, channel_axis=axis), abs=1e-12)

@@ -271,10 +271,7 @@ def _paeth(a, b, c):  # type: ignore[no-untyped-def]
 def _sub_row(raw, out, s, o, st, bpp):  # type: ignore[no-untyped-def]
     """One Sub-filtered row of 3- or 4-byte pixels (``bpp`` a constant where inlined): each channel's
     running value stays in a register, so no byte waits on the store of the byte ``bpp`` before it."""
-    a0 = np.int32(0)
-    a1 = np.int32(0)
-    a2 = np.int32(0)
-    a3 = np.int32(0)
+    a0 = a1 = a2 = a3 = np.int32(0)  # the left pixel's bytes
     bp = np.uint64(bpp)
     for p in range(st // bp):
         i = np.uint64(p) * bp
@@ -293,14 +290,8 @@ def _sub_row(raw, out, s, o, st, bpp):  # type: ignore[no-untyped-def]
 def _paeth_row(raw, out, s, o, q, st, bpp):  # type: ignore[no-untyped-def]
     """One Paeth-filtered row (not the first) of 3- or 4-byte pixels, as :func:`_sub_row`: the left
     and upper-left pixels carried in registers. Before the first pixel both are 0 (Paeth predicts b)."""
-    a0 = np.int32(0)
-    a1 = np.int32(0)
-    a2 = np.int32(0)
-    a3 = np.int32(0)
-    c0 = np.int32(0)
-    c1 = np.int32(0)
-    c2 = np.int32(0)
-    c3 = np.int32(0)
+    a0 = a1 = a2 = a3 = np.int32(0)  # the left pixel's bytes
+    c0 = c1 = c2 = c3 = np.int32(0)  # the upper-left pixel's
     bp = np.uint64(bpp)
     for p in range(st // bp):
         i = np.uint64(p) * bp
@@ -383,17 +374,7 @@ def png_unfilter(raw, out, height, stride, bpp):  # type: ignore[no-untyped-def]
                 a = np.int32(out[o + i - bp])
                 b = np.int32(out[q + i])
                 c = np.int32(out[q + i - bp])
-                p = b - c
-                pq = a - c
-                pa = abs(p)  # |(a + b - c) - a|
-                pb = abs(pq)  # |(a + b - c) - b|
-                pc = abs(p + pq)  # |(a + b - c) - c|
-                if pb < pa:
-                    pa = pb
-                    a = b
-                if pc < pa:
-                    a = c
-                out[o + i] = (np.int32(raw[s + i]) + a) & 255
+                out[o + i] = (np.int32(raw[s + i]) + _paeth(a, b, c)) & 255
         else:
             return y + 1
     return 0

@@ -269,26 +269,28 @@ def _paeth(a, b, c):  # type: ignore[no-untyped-def]
 
 @njit(inline="always")
 def _sub_row(raw, out, s, o, st, bpp):  # type: ignore[no-untyped-def]
-    """One Sub-filtered row of 3- or 4-byte pixels (``bpp`` a constant where inlined): each channel's
+    """One Sub-filtered row of 1- to 4-byte pixels (``bpp`` a constant where inlined): each channel's
     running value stays in a register, so no byte waits on the store of the byte ``bpp`` before it."""
     a0 = a1 = a2 = a3 = np.int32(0)  # the left pixel's bytes
     bp = np.uint64(bpp)
     for p in range(st // bp):
         i = np.uint64(p) * bp
         a0 = (np.int32(raw[s + i]) + a0) & 255
-        a1 = (np.int32(raw[s + i + np.uint64(1)]) + a1) & 255
-        a2 = (np.int32(raw[s + i + np.uint64(2)]) + a2) & 255
         out[o + i] = a0
-        out[o + i + np.uint64(1)] = a1
-        out[o + i + np.uint64(2)] = a2
-        if bpp == 4:
+        if bpp > 1:
+            a1 = (np.int32(raw[s + i + np.uint64(1)]) + a1) & 255
+            out[o + i + np.uint64(1)] = a1
+        if bpp > 2:
+            a2 = (np.int32(raw[s + i + np.uint64(2)]) + a2) & 255
+            out[o + i + np.uint64(2)] = a2
+        if bpp > 3:
             a3 = (np.int32(raw[s + i + np.uint64(3)]) + a3) & 255
             out[o + i + np.uint64(3)] = a3
 
 
 @njit(inline="always")
 def _paeth_row(raw, out, s, o, q, st, bpp):  # type: ignore[no-untyped-def]
-    """One Paeth-filtered row (not the first) of 3- or 4-byte pixels, as :func:`_sub_row`: the left
+    """One Paeth-filtered row (not the first) of 1- to 4-byte pixels, as :func:`_sub_row`: the left
     and upper-left pixels carried in registers. Before the first pixel both are 0 (Paeth predicts b)."""
     a0 = a1 = a2 = a3 = np.int32(0)  # the left pixel's bytes
     c0 = c1 = c2 = c3 = np.int32(0)  # the upper-left pixel's
@@ -296,16 +298,20 @@ def _paeth_row(raw, out, s, o, q, st, bpp):  # type: ignore[no-untyped-def]
     for p in range(st // bp):
         i = np.uint64(p) * bp
         b0 = np.int32(out[q + i])
-        b1 = np.int32(out[q + i + np.uint64(1)])
-        b2 = np.int32(out[q + i + np.uint64(2)])
         a0 = (np.int32(raw[s + i]) + _paeth(a0, b0, c0)) & 255
-        a1 = (np.int32(raw[s + i + np.uint64(1)]) + _paeth(a1, b1, c1)) & 255
-        a2 = (np.int32(raw[s + i + np.uint64(2)]) + _paeth(a2, b2, c2)) & 255
         out[o + i] = a0
-        out[o + i + np.uint64(1)] = a1
-        out[o + i + np.uint64(2)] = a2
-        c0, c1, c2 = b0, b1, b2
-        if bpp == 4:
+        c0 = b0
+        if bpp > 1:
+            b1 = np.int32(out[q + i + np.uint64(1)])
+            a1 = (np.int32(raw[s + i + np.uint64(1)]) + _paeth(a1, b1, c1)) & 255
+            out[o + i + np.uint64(1)] = a1
+            c1 = b1
+        if bpp > 2:
+            b2 = np.int32(out[q + i + np.uint64(2)])
+            a2 = (np.int32(raw[s + i + np.uint64(2)]) + _paeth(a2, b2, c2)) & 255
+            out[o + i + np.uint64(2)] = a2
+            c2 = b2
+        if bpp > 3:
             b3 = np.int32(out[q + i + np.uint64(3)])
             a3 = (np.int32(raw[s + i + np.uint64(3)]) + _paeth(a3, b3, c3)) & 255
             out[o + i + np.uint64(3)] = a3
@@ -339,13 +345,23 @@ def png_unfilter(raw, out, height, stride, bpp):  # type: ignore[no-untyped-def]
         if f == 0:
             for i in range(st):
                 out[o + i] = raw[s + i]
-        elif (f == 1 or (f == 4 and y == 0)) and (bpp == 3 or bpp == 4):  # Paeth with b = c = 0 predicts a: Sub
-            if bpp == 3:  # the left pixel carried in registers, not reloaded from the row just written
+        elif (f == 1 or (f == 4 and y == 0)) and bpp <= 4:  # Paeth with b = c = 0 predicts a: Sub
+            # the left pixel carried in registers, not reloaded from the row just written; one
+            # branch for each pixel size, so that each inlined copy has its own constant
+            if bpp == 1:
+                _sub_row(raw, out, s, o, st, 1)
+            elif bpp == 2:
+                _sub_row(raw, out, s, o, st, 2)
+            elif bpp == 3:
                 _sub_row(raw, out, s, o, st, 3)
             else:
                 _sub_row(raw, out, s, o, st, 4)
-        elif f == 4 and (bpp == 3 or bpp == 4):
-            if bpp == 3:
+        elif f == 4 and bpp <= 4:
+            if bpp == 1:
+                _paeth_row(raw, out, s, o, q, st, 1)
+            elif bpp == 2:
+                _paeth_row(raw, out, s, o, q, st, 2)
+            elif bpp == 3:
                 _paeth_row(raw, out, s, o, q, st, 3)
             else:
                 _paeth_row(raw, out, s, o, q, st, 4)

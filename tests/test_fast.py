@@ -81,8 +81,6 @@ def test_fast_equals_skimage(rgb, color, crop, kernel, dtype):
 def test_integer_uniform_ssim_and_sse_in_every_memory_layout(layout, dtype, channels, win):
     # packed rows are scored in place, every channel in one pass (a window every `channels` columns);
     # other layouts channel by channel: both equal skimage and the exact integer sum
-    from iqeval import fast as fast_engine
-
     rng = np.random.default_rng(11)
     top = np.iinfo(dtype).max
     base = rng.integers(0, top + 1, (channels, 61, 83) if layout == "channels_first" else (61, 83, channels))
@@ -90,20 +88,20 @@ def test_integer_uniform_ssim_and_sse_in_every_memory_layout(layout, dtype, chan
     x, y = base.astype(dtype), np.clip(base + noise, 0, top).astype(dtype)
     if layout == "channels_first":  # (H, W, C) axes over a (C, H, W) buffer: pixels not packed
         x, y = x.transpose(1, 2, 0), y.transpose(1, 2, 0)
-        assert fast_engine._interleaved_rows(x) is None
+        assert fast._interleaved_rows(x) is None
     elif layout == "cropped":  # a view: rows apart in memory, each row's pixels packed
         x, y = x[3:-4, 5:-2], y[3:-4, 5:-2]
-        assert np.shares_memory(fast_engine._interleaved_rows(x), x)
+        assert np.shares_memory(fast._interleaved_rows(x), x)
     elif layout == "plane":
         x, y = x[..., 0].copy(), y[..., 0].copy()
     elif layout == "strided_plane":  # one channel of an interleaved image, as a 2-D view: copied first
         x, y = x[..., 0], y[..., 0]
-        assert fast_engine._interleaved_rows(x) is None
+        assert fast._interleaved_rows(x) is None
     axis = None if x.ndim == 2 else -1
-    got = fast_engine.mean_ssim(x, y, 1.0, 1.0, data_range=float(top), kernel="uniform", win_size=win, sigma=1.5)
+    got = fast.mean_ssim(x, y, 1.0, 1.0, data_range=float(top), kernel="uniform", win_size=win, sigma=1.5)
     assert got == pytest.approx(structural_similarity(y, x, data_range=top, win_size=win, channel_axis=axis), abs=1e-12)
     d = x.astype(np.int64) - y.astype(np.int64)
-    assert fast_engine.sum_squared_error(x, y, 1.0, 1.0) == float((d * d).sum())
+    assert fast.sum_squared_error(x, y, 1.0, 1.0) == float((d * d).sum())
 
 
 def test_fast_band_edges_on_tall_image():

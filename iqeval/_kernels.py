@@ -268,24 +268,41 @@ def _paeth(a, b, c):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always")
+def _sub_byte(raw, out, r, w, a):  # type: ignore[no-untyped-def]
+    """Sub: the byte at ``raw[r]`` plus ``a``, the byte a pixel to its left, stored at ``out[w]``
+    and returned (the next pixel's left byte)."""
+    a = (np.int32(raw[r]) + a) & 255
+    out[w] = a
+    return a
+
+
+@njit(inline="always")
+def _paeth_byte(raw, out, r, w, up, a, c):  # type: ignore[no-untyped-def]
+    """Paeth: the byte at ``raw[r]`` plus the prediction from ``a`` (left), ``out[up]`` (above) and
+    ``c`` (upper left), stored at ``out[w]``; returns (this byte, the byte above), the next pixel's
+    left and upper-left bytes."""
+    b = np.int32(out[up])
+    a = (np.int32(raw[r]) + _paeth(a, b, c)) & 255
+    out[w] = a
+    return a, b
+
+
+@njit(inline="always")
 def _sub_row(raw, out, s, o, st, bpp):  # type: ignore[no-untyped-def]
     """One Sub-filtered row of 1- to 4-byte pixels (``bpp`` a constant where inlined): each channel's
     running value stays in a register, so no byte waits on the store of the byte ``bpp`` before it."""
     a0 = a1 = a2 = a3 = np.int32(0)  # the left pixel's bytes
     bp = np.uint64(bpp)
+    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
     for p in range(st // bp):
-        i = np.uint64(p) * bp
-        a0 = (np.int32(raw[s + i]) + a0) & 255
-        out[o + i] = a0
+        r, w = s + np.uint64(p) * bp, o + np.uint64(p) * bp
+        a0 = _sub_byte(raw, out, r, w, a0)
         if bpp > 1:
-            a1 = (np.int32(raw[s + i + np.uint64(1)]) + a1) & 255
-            out[o + i + np.uint64(1)] = a1
+            a1 = _sub_byte(raw, out, r + one, w + one, a1)
         if bpp > 2:
-            a2 = (np.int32(raw[s + i + np.uint64(2)]) + a2) & 255
-            out[o + i + np.uint64(2)] = a2
+            a2 = _sub_byte(raw, out, r + two, w + two, a2)
         if bpp > 3:
-            a3 = (np.int32(raw[s + i + np.uint64(3)]) + a3) & 255
-            out[o + i + np.uint64(3)] = a3
+            a3 = _sub_byte(raw, out, r + three, w + three, a3)
 
 
 @njit(inline="always")
@@ -295,27 +312,16 @@ def _paeth_row(raw, out, s, o, q, st, bpp):  # type: ignore[no-untyped-def]
     a0 = a1 = a2 = a3 = np.int32(0)  # the left pixel's bytes
     c0 = c1 = c2 = c3 = np.int32(0)  # the upper-left pixel's
     bp = np.uint64(bpp)
+    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
     for p in range(st // bp):
-        i = np.uint64(p) * bp
-        b0 = np.int32(out[q + i])
-        a0 = (np.int32(raw[s + i]) + _paeth(a0, b0, c0)) & 255
-        out[o + i] = a0
-        c0 = b0
+        r, w, up = s + np.uint64(p) * bp, o + np.uint64(p) * bp, q + np.uint64(p) * bp
+        a0, c0 = _paeth_byte(raw, out, r, w, up, a0, c0)
         if bpp > 1:
-            b1 = np.int32(out[q + i + np.uint64(1)])
-            a1 = (np.int32(raw[s + i + np.uint64(1)]) + _paeth(a1, b1, c1)) & 255
-            out[o + i + np.uint64(1)] = a1
-            c1 = b1
+            a1, c1 = _paeth_byte(raw, out, r + one, w + one, up + one, a1, c1)
         if bpp > 2:
-            b2 = np.int32(out[q + i + np.uint64(2)])
-            a2 = (np.int32(raw[s + i + np.uint64(2)]) + _paeth(a2, b2, c2)) & 255
-            out[o + i + np.uint64(2)] = a2
-            c2 = b2
+            a2, c2 = _paeth_byte(raw, out, r + two, w + two, up + two, a2, c2)
         if bpp > 3:
-            b3 = np.int32(out[q + i + np.uint64(3)])
-            a3 = (np.int32(raw[s + i + np.uint64(3)]) + _paeth(a3, b3, c3)) & 255
-            out[o + i + np.uint64(3)] = a3
-            c3 = b3
+            a3, c3 = _paeth_byte(raw, out, r + three, w + three, up + three, a3, c3)
 
 
 @njit(cache=True, nogil=True)

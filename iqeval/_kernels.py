@@ -13,7 +13,9 @@ command's start-up. The arithmetic is skimage's: the same
 weights (a box of 1/k, or the truncated Gaussian), the same covariance
 normalisation and constants, in float64 (filtering x*x + y*y once instead of
 each square differs from skimage only by rounding, about 1e-16). Compiled once per machine and cached
-(numba's ``cache=True``); every function releases the GIL, so threads scale.
+(numba's ``cache=True``, and as C-callable machine code that loads without
+importing numba: :mod:`iqeval._native`); every function releases the GIL, so
+threads scale.
 """
 
 from __future__ import annotations

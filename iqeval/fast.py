@@ -18,10 +18,13 @@ holds this engine to it for every option.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import threading
 from typing import Any
 
 import numpy as np
+
+from . import _native
 
 TRUNCATE = 3.5  # skimage's Gaussian truncation for SSIM (radius = int(3.5 * sigma + 0.5))
 
@@ -291,8 +294,8 @@ def compiled_ffmpeg() -> Any:
     return ffmpeg_sum
 
 
-# Set by the command line, which owns its process: its kernels load from numba's cache
-# without the registries only compiling needs (see _load_from_cache_quickly)
+# Set by the command line, which owns its process: kernels that go through numba's dispatcher
+# load from numba's cache without the registries only compiling needs (see _load_from_cache_quickly)
 QUICK_START = False
 
 
@@ -342,46 +345,67 @@ def _compiled(name: str) -> Any:
     return _KERNELS[name]
 
 
-_LOADING = threading.Lock()
+_LOADING = threading.RLock()
+
+
+# each kernel by the name callers use, and its function in iqeval._kernels
+_KERNEL_NAMES = {
+    "sums": "ssim_cs_sums",
+    "box_int": "ssim_box_int",
+    "sse_int": "sse_int",
+    "ffmpeg": "ffmpeg_ssim_sum",
+    "luma": "luma",
+    "halve": "halve",
+    "png_unfilter": "png_unfilter",
+}
+
+
+class _Kernel:
+    """One compiled kernel, called with its own arguments: its machine code loaded without numba
+    (:mod:`iqeval._native`) where a wrapper fits the call's arrays, else numba's dispatcher."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._dispatcher: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        if _native.enabled() and (variant := _native.variant_of(self.name, args)) is not None:
+            fn = _native.function(self.name, variant)
+            if fn is not None and (result := _native.call(fn, self.name, args)) is not NotImplemented:
+                return result
+        return self.dispatcher()(*args)
+
+    def dispatcher(self) -> Any:
+        """numba's own compiled function (imports numba on first use)."""
+        if self._dispatcher is None:
+            with _LOADING:
+                if self._dispatcher is None:
+                    from . import _kernels
+
+                    dispatcher = getattr(_kernels, _KERNEL_NAMES[self.name])
+                    if QUICK_START:
+                        _load_from_cache_quickly((dispatcher,))
+                        # the command's process keeps numba's hundred thousand objects to the end: out of
+                        # the garbage collector's sight, its full collections stop walking them (0.1 s a run)
+                        gc.freeze()
+                    self._dispatcher = dispatcher
+        return self._dispatcher
 
 
 def _load_kernels() -> None:
-    try:
-        from ._kernels import (
-            ffmpeg_ssim_sum,
-            halve,
-            luma,
-            png_unfilter,
-            sse_int,
-            ssim_box_int,
-            ssim_cs_sums,
-        )
-    except ImportError:  # numba not installed: the numpy paths give the same numbers
-        names = ("sums", "box_int", "sse_int", "ffmpeg", "luma", "halve", "png_unfilter")
-        _KERNELS.update(dict.fromkeys(names))
+    if importlib.util.find_spec("numba") is None:  # not installed: the numpy paths give the same numbers
+        _KERNELS.update(dict.fromkeys(_KERNEL_NAMES))
         return
-    _KERNELS.update(
-        sums=ssim_cs_sums,
-        box_int=ssim_box_int,
-        sse_int=sse_int,
-        ffmpeg=ffmpeg_ssim_sum,
-        luma=luma,
-        halve=halve,
-        png_unfilter=png_unfilter,
-    )
-    if QUICK_START:
-        _load_from_cache_quickly(tuple(_KERNELS.values()))
-        # the command's process keeps numba's hundred thousand objects to the end: out of the
-        # garbage collector's sight, its full collections stop walking them (about 0.1 s a run)
-        gc.freeze()
+    _KERNELS.update({name: _Kernel(name) for name in _KERNEL_NAMES})
 
 
 def warm_up() -> None:
-    """Load numba and the kernels now, ahead of their first use (run in a thread of its own).
+    """Load the kernels' loader now, ahead of their first use (run in a thread of its own).
 
-    One tiny call does the loading every kernel shares (numba's runtime and
-    code generator); each kernel's own machine code still loads on its first
-    call. A failure here is left for that call to meet.
+    One tiny call does the loading every kernel shares (llvmlite's loader
+    and numba's helpers, or numba itself where the machine code is not
+    cached); each kernel's own machine code still loads on its first call.
+    A failure here is left for that call to meet.
     """
     try:
         kernel = _compiled("sse_int")

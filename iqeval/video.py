@@ -397,7 +397,7 @@ def score_sequence(
     -N frames are skipped). ``align`` (a window) searches ``frame_offset ±
     align`` for the best offset first (:func:`find_offset`) and records it.
     """
-    if threads > 1 and engine == "fast":  # numba loads (a third of a second) while the videos open
+    if threads > 1 and engine == "fast":  # the kernels load while the videos open
         threading.Thread(target=warm_up, name="iqeval-kernels", daemon=True).start()
     formats = (_video_format(pred, raw), _video_format(gt, raw))
     _check_rates(pred, gt, *formats)

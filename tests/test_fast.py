@@ -201,6 +201,8 @@ def _quick_run(which: str, env: dict[str, str]) -> dict:
     import subprocess
     import sys
 
+    # numba's dispatcher, as where a kernel's machine code cannot load without it (see test_native)
+    env = {**env, "IQEVAL_NATIVE": "0"}
     proc = subprocess.run([sys.executable, "-c", _QUICK_SCRIPT, which], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

@@ -53,7 +53,20 @@ SPECS: dict[str, tuple[str, str]] = {
 }
 _FIXED = {"F": np.dtype(np.float64), "L": np.dtype(np.int64), "B": np.dtype(np.uint8)}
 
-DTYPES = frozenset({"u1", "u2", "i4", "i8", "f4", "f8"})  # what the wrappers are built for
+# the dtypes the wrappers are built for (native byte order only), by the names variants give them
+CODES = {np.dtype(t): np.dtype(t).str[1:] for t in (np.uint8, np.uint16, np.int32, np.int64, np.float32, np.float64)}
+
+# each kernel's arguments sorted once: (position, kind) of its arrays, the positions of its
+# integers and of its floats, and what it returns
+_PLANS = {
+    name: (
+        tuple((i, k) for i, k in enumerate(kinds) if k in "ITFLB"),
+        tuple(i for i, k in enumerate(kinds) if k == "i"),
+        tuple(i for i, k in enumerate(kinds) if k == "f"),
+        returns,
+    )
+    for name, (kinds, returns) in SPECS.items()
+}
 
 _LOCK = threading.RLock()
 _STATE: dict[str, Any] = {}  # "engine", "key", "dir"; "off" once native loading proved impossible
@@ -230,43 +243,55 @@ def _describe(a: np.ndarray, into: list[int]) -> bool:
     return True
 
 
-def variant_of(name: str, args: tuple[Any, ...]) -> tuple[str, ...] | None:
-    """The variant a call needs ("u1", ..., then "c" or "a"), or None where no wrapper fits its arrays."""
-    kinds, _ = SPECS[name]
-    names: list[str] = []
+def _arrays(name: str, args: tuple[Any, ...]) -> tuple[tuple[str, ...], list[int]] | None:
+    """A call's variant ("u1", ..., then "c" where its input arrays are C-contiguous, else "a") and
+    its arrays' descriptions; None where no wrapper fits them."""
+    desc: list[int] = []
+    codes: list[str] = []
     contiguous = True
-    for kind, a in zip(kinds, args, strict=True):
-        if kind in "IT":
-            if not isinstance(a, np.ndarray) or not a.dtype.isnative:
+    for i, kind in _PLANS[name][0]:
+        a = args[i]
+        if not isinstance(a, np.ndarray):
+            return None
+        if kind == "I" or kind == "T":
+            code = CODES.get(a.dtype)
+            if code is None:
                 return None
-            code = a.dtype.str[1:]
-            if code not in DTYPES:
-                return None
-            names.append(code)
+            codes.append(code)
             if kind == "I":
                 contiguous = contiguous and a.flags.c_contiguous
-    return (*names, "c" if contiguous else "a")
+            elif not a.flags.c_contiguous:
+                return None
+        elif a.dtype != _FIXED[kind] or not a.flags.c_contiguous:
+            return None
+        if not _describe(a, desc):
+            return None
+    codes.append("c" if contiguous else "a")
+    return tuple(codes), desc
 
 
-def call(fn: Any, name: str, args: tuple[Any, ...]) -> Any:
-    """Call a loaded wrapper with a kernel's own arguments; ``NotImplemented`` where an array cannot be passed."""
-    kinds, returns = SPECS[name]
-    desc: list[int] = []
-    scalars: list[float] = []
-    ints: list[int] = []
-    for kind, a in zip(kinds, args, strict=True):
-        if kind in "ITFLB":
-            if kind != "I" and not (a.flags.c_contiguous and (kind == "T" or a.dtype == _FIXED[kind])):
-                return NotImplemented
-            if not _describe(a, desc):
-                return NotImplemented
-        elif kind == "i":
-            ints.append(int(a))
-        else:
-            scalars.append(float(a))
-    desc += ints
+def variant_of(name: str, args: tuple[Any, ...]) -> tuple[str, ...] | None:
+    """The variant of kernel ``name`` a call with ``args`` needs, or None where no wrapper fits its arrays."""
+    found = _arrays(name, args)
+    return None if found is None else found[0]
+
+
+def run(name: str, args: tuple[Any, ...]) -> Any:
+    """Kernel ``name`` run on its own arguments through its machine code, or ``NotImplemented`` where no
+    wrapper fits them or none can be loaded or built (then numba's dispatcher runs it)."""
+    found = _arrays(name, args)
+    if found is None:
+        return NotImplemented
+    variant, desc = found
+    fn = _FUNCS.get((name, variant)) or function(name, variant)
+    if fn is None:
+        return NotImplemented
+    _, ints, floats, returns = _PLANS[name]
+    for i in ints:
+        desc.append(int(args[i]))
+    scalars = [float(args[i]) for i in floats] or [0.0]
     d = (ctypes.c_int64 * len(desc))(*desc)
-    s = (ctypes.c_double * max(len(scalars), 1))(*scalars)
+    s = (ctypes.c_double * len(scalars))(*scalars)
     o = (ctypes.c_double * 2)()
     fn(d, s, o)  # ctypes releases the GIL for the call
     if returns == "o":

@@ -369,10 +369,8 @@ class _Kernel:
         self._dispatcher: Any = None
 
     def __call__(self, *args: Any) -> Any:
-        if _native.enabled() and (variant := _native.variant_of(self.name, args)) is not None:
-            fn = _native.function(self.name, variant)
-            if fn is not None and (result := _native.call(fn, self.name, args)) is not NotImplemented:
-                return result
+        if _native.enabled() and (result := _native.run(self.name, args)) is not NotImplemented:
+            return result
         return self.dispatcher()(*args)
 
     def dispatcher(self) -> Any:

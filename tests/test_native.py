@@ -117,8 +117,7 @@ def test_ffmpeg_luma_halve_and_png_kernels_equal_the_dispatcher(monkeypatch):
 def test_arrays_no_wrapper_fits_go_to_the_dispatcher(monkeypatch):
     x, y = _pair((30, 40), np.uint8, seed=3)
     flipped_x, flipped_y = x[:, ::-1], y[:, ::-1]  # negative strides
-    fn = _native.function("sse_int", ("u1", "u1", "a"))
-    assert _native.call(fn, "sse_int", (flipped_x, flipped_y)) is NotImplemented
+    assert _native.run("sse_int", (flipped_x, flipped_y)) is NotImplemented
     assert _native.variant_of("sse_int", (x.astype(np.int16), y.astype(np.int16))) is None  # no int16 wrapper
     d = x.astype(np.int64) - y.astype(np.int64)
     assert fast._compiled("sse_int")(flipped_x, flipped_y) == int((d * d).sum())

@@ -69,7 +69,7 @@ _PLANS = {
 }
 
 _LOCK = threading.RLock()
-_STATE: dict[str, Any] = {}  # "engine", "key", "dir"; "off" once native loading proved impossible
+_STATE: dict[str, Any] = {}  # "engine", "key", "symbols" (loaded); "off" once loading proved impossible
 _FUNCS: dict[tuple[str, tuple[str, ...]], Any] = {}  # (kernel, variant): the ctypes function, or None
 _KEEP: list[Any] = []  # the cfuncs built in this process: their code lives while they do
 _CALL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -78,6 +78,12 @@ _CALL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
 def enabled() -> bool:
     """Whether kernels may load as machine code here (``IQEVAL_NATIVE=0`` turns it off)."""
     return os.environ.get("IQEVAL_NATIVE", "1") != "0" and "off" not in _STATE
+
+
+def available() -> bool:
+    """Whether machine code can be loaded in this process (llvmlite and numba's helpers found)."""
+    with _LOCK:
+        return _engine() is not None
 
 
 def _numba_dir() -> Path | None:
@@ -179,6 +185,10 @@ def _load(name: str, variant: tuple[str, ...]) -> Any:
             return None  # a damaged file: LLVM's loader is not made to meet one
         if any(llvm.address_of_symbol(s) in (None, 0) for s in needed):
             return None  # an outside symbol missing: loading the code would abort the process, not raise
+        loaded = _STATE.setdefault("symbols", set())
+        if symbol in loaded:
+            return None  # two files that name their code alike: never let one stand for the other
+        loaded.add(symbol)
         ee.add_object_file(llvm.ObjectFileRef.from_data(code))
         ee.finalize_object()
         address = ee.get_function_address(symbol)

@@ -146,6 +146,9 @@ def wrapper(name: str, variant: tuple[str, ...]) -> Any:
         fn = png_unfilter
     else:
         raise KeyError(name)
+    # numba names the machine code after the function: one name per variant, so that variants built
+    # by different processes (each numbering its own compilations from 1) never share a symbol
+    fn.__qualname__ = fn.__name__ = f"{name}__{'_'.join(variant)}"
     return cfunc(SIGNATURE, nogil=True, error_model="numpy")(fn)
 
 

@@ -394,7 +394,15 @@ def _load_kernels() -> None:
     if importlib.util.find_spec("numba") is None:  # not installed: the numpy paths give the same numbers
         _KERNELS.update(dict.fromkeys(_KERNEL_NAMES))
         return
-    _KERNELS.update({name: _Kernel(name) for name in _KERNEL_NAMES})
+    kernels = {name: _Kernel(name) for name in _KERNEL_NAMES}
+    if not (_native.enabled() and _native.available()):  # numba's dispatcher only: load it now
+        try:
+            for kernel in kernels.values():
+                kernel.dispatcher()
+        except ImportError:  # a numba that cannot be imported: the numpy paths, as where it is missing
+            _KERNELS.update(dict.fromkeys(_KERNEL_NAMES))
+            return
+    _KERNELS.update(kernels)
 
 
 def warm_up() -> None:

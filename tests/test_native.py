@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from skimage.metrics import structural_similarity
 
 from iqeval import _native, fast
+
+from .test_fast import _quick_reference
 
 pytest.importorskip("numba")
 
@@ -133,35 +134,30 @@ r = np.random.default_rng(5)
 x = r.integers(0, 256, (64, 80, 3), dtype=np.uint8)
 y = np.clip(x + r.normal(0, 12, x.shape), 0, 255).astype(np.uint8)
 kw = dict(data_range=255.0, win_size=None, sigma=1.5)
-out = {"sse": fast.sum_squared_error(x, y, 1.0, 1.0)}
-out["uniform"] = fast.mean_ssim(x[..., 0], y[..., 0], 1.0, 1.0, kernel="uniform", **kw)
-out["gaussian"] = fast.mean_ssim(x, y, 1.0, 1.0, kernel="gaussian", **kw)
+out = {}
+if sys.argv[1] in ("8", "all"):
+    out["sse"] = fast.sum_squared_error(x, y, 1.0, 1.0)
+    out["uniform"] = fast.mean_ssim(x, y, 1.0, 1.0, kernel="uniform", **kw)
+    out["gaussian"] = fast.mean_ssim(x, y, 1.0, 1.0, kernel="gaussian", **kw)
+if sys.argv[1] in ("16", "all"):  # the same kernels on 16-bit samples: other variants of each
+    x16, y16 = x.astype(np.uint16) * 257, y.astype(np.uint16) * 257
+    out["sse16"] = fast.sum_squared_error(x16, y16, 1.0, 1.0)
+    out["uniform16"] = fast.mean_ssim(x16, y16, 1.0, 1.0, kernel="uniform", **{**kw, "data_range": 65535.0})
 out["numba"] = "numba" in sys.modules
 print(json.dumps(out))
 """
 
 
-def _run(env: dict[str, str]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True)
+def _run(env: dict[str, str], which: str = "all") -> dict:
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, which], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-def _expected() -> dict:
-    r = np.random.default_rng(5)
-    x = r.integers(0, 256, (64, 80, 3), dtype=np.uint8)
-    y = np.clip(x + r.normal(0, 12, x.shape), 0, 255).astype(np.uint8)
-    d = x.astype(np.int64) - y.astype(np.int64)
-    gauss = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
-    return {
-        "sse": float((d * d).sum()),
-        "uniform": structural_similarity(x[..., 0], y[..., 0], data_range=255),
-        "gaussian": structural_similarity(x, y, channel_axis=-1, data_range=255, **gauss),
-    }
-
-
 def _check(got: dict) -> None:
-    ref = _expected()
+    ref = _quick_reference()  # the same pair: skimage called directly, and the exact integer SSE
+    assert got["sse16"] == ref["sse"] * 257**2
+    assert got["uniform16"] == pytest.approx(ref["uniform"], abs=1e-12)  # SSIM does not see the scale
     assert got["sse"] == ref["sse"]
     assert got["uniform"] == pytest.approx(ref["uniform"], abs=1e-12)
     assert got["gaussian"] == pytest.approx(ref["gaussian"], abs=1e-12)
@@ -172,8 +168,11 @@ def _check(got: dict) -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A cache built by one run from empty (numba's own cache and iqeval's machine code), and that run's output."""
     root = tmp_path_factory.mktemp("cache")
-    first = _run({**os.environ, "NUMBA_CACHE_DIR": str(root), "IQEVAL_NATIVE": "1"})
-    return root, first
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(root), "IQEVAL_NATIVE": "1"}
+    # two processes build the 8- and the 16-bit variants of the same kernels, each its own, as pool
+    # workers or separate runs do; a later process loads both
+    first = _run(env, "8")
+    return root, {**first, **_run(env, "16")}
 
 
 def _copy(built: tuple[Path, dict], tmp_path: Path) -> dict[str, str]:
@@ -222,3 +221,30 @@ def test_a_damaged_cache_file_is_built_again_not_loaded(built, tmp_path, damage)
         header, code = path.read_bytes().split(b"\n", 1)
         assert "iqeval_no_such_symbol" not in json.loads(header)["needed"]
     assert _run(env)["numba"] is False
+
+
+def test_a_file_holding_another_variants_code_is_never_run_for_it(built, tmp_path):
+    # the 16-bit SSE's file overwritten with the 8-bit one's (valid, checksummed, but its code reads
+    # bytes): the process that loads the 8-bit code first must not run it again for 16-bit samples
+    env = _copy(built, tmp_path)
+    folder = tmp_path / "cache" / "iqeval-native"
+    (eight,) = folder.glob("iqeval-sse_int-u1-u1-c-*.kernel")
+    (sixteen,) = folder.glob("iqeval-sse_int-u2-u2-c-*.kernel")
+    sixteen.write_bytes(eight.read_bytes())
+    got = _run(env)
+    _check(got)  # the 16-bit SSE built again, right
+    assert got["numba"] is True
+
+
+def test_a_numba_that_cannot_be_imported_leaves_the_numpy_paths(tmp_path):
+    # a package named numba that fails to import, found first: no machine code (its helper libraries
+    # are missing), no dispatcher, so every kernel is None and the numpy paths give the numbers
+    (tmp_path / "numba").mkdir()
+    (tmp_path / "numba" / "__init__.py").write_text('raise ImportError("a broken numba")\n')
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    got = _run({**os.environ, "PYTHONPATH": path, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}, "8")
+    ref = _quick_reference()
+    assert got["sse"] == ref["sse"]
+    assert got["uniform"] == pytest.approx(ref["uniform"], abs=1e-12)
+    assert got["gaussian"] == pytest.approx(ref["gaussian"], abs=1e-12)
+    assert not (tmp_path / "cache").exists()  # nothing was built

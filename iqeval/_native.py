@@ -15,11 +15,14 @@ numbers are the same bits (the tests hold both paths to each other).
 
 The cache key covers this module, the kernels' source, numba's and
 llvmlite's versions, the Python version and the host CPU: any change builds
-again. A file that cannot be read, or whose outside symbols (numba's helper
-libraries, Python's C API) cannot all be found, is ignored; where llvmlite,
-numba's helper libraries or a writable cache are missing, or
-``IQEVAL_NATIVE=0`` is set, the kernels run through numba's dispatcher as
-before. Arrays of other dtypes or with negative strides do too.
+again. A file that cannot be read, whose checksum does not match, whose
+outside symbols (numba's helper libraries, Python's C API) cannot all be
+found (LLVM's loader would abort the process, not raise), or whose code is
+named like code already loaded, is built again. Where llvmlite or numba's
+helper libraries are missing, or ``IQEVAL_NATIVE=0`` is set, the kernels run
+through numba's dispatcher as before; so do arrays of other dtypes or with
+negative strides. A cache that cannot be written leaves each process to
+build its own, as numba's does.
 """
 
 from __future__ import annotations
@@ -201,10 +204,12 @@ def _build(name: str, variant: tuple[str, ...]) -> Any:
     """Compile one wrapper with numba, cache its object code, and return it (None where numba cannot)."""
     try:
         from . import _native_build
-    except ImportError:
+
+        compiled = _native_build.wrapper(name, variant)
+    except Exception:  # no numba, or one that cannot build this wrapper: its dispatcher, as before
         return None
-    compiled = _native_build.wrapper(name, variant)
     _KEEP.append(compiled)
+    tmp = None
     try:
         code, needed = _native_build.object_code(compiled)
         target = _cache_file(name, variant)
@@ -215,8 +220,10 @@ def _build(name: str, variant: tuple[str, ...]) -> Any:
         with os.fdopen(fd, "wb") as f:
             f.write(header + b"\n" + code)
         os.replace(tmp, target)  # whole or not at all, for processes building the same file at once
-    except (OSError, AttributeError, KeyError):  # a read-only cache, or a numba laid out otherwise: not kept
-        pass
+        tmp = None
+    except (OSError, AttributeError, KeyError):  # a read-only or full cache, or a numba laid out otherwise
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return _CALL(compiled.address)
 
 

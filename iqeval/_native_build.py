@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from numba import carray, cfunc, njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 from numpy.lib.stride_tricks import as_strided
 
@@ -41,9 +40,6 @@ def _pointer(typingctx: Any, address: Any, dtype: Any) -> Any:
         return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
 
     return types.CPointer(element)(address, dtype), codegen
-
-
-_ = cgutils  # imported for numba's intrinsic machinery's own needs
 
 
 @njit(inline="always")
@@ -98,10 +94,10 @@ def wrapper(name: str, variant: tuple[str, ...]) -> Any:
 
         fn = sums
     elif name == "box_int":
-        tx, ty, ta, _ = t
+        tx, ty, tc, th = t
 
         def box_int(d, s, o):  # type: ignore[no-untyped-def]
-            x, y, col, hs, row = _in2(d, 0, tx), _in2(d, 6, ty), _c2(d, 12, ta), _c2(d, 18, ta), _c1(d, 24, f8)
+            x, y, col, hs, row = _in2(d, 0, tx), _in2(d, 6, ty), _c2(d, 12, tc), _c2(d, 18, th), _c1(d, 24, f8)
             o[0] = k.ssim_box_int(x, y, d[28], d[29], s[0], s[1], s[2], col, hs, row)
 
         fn = box_int

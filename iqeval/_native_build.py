@@ -27,6 +27,7 @@ from numba.extending import intrinsic
 from numpy.lib.stride_tricks import as_strided
 
 from . import _kernels as k
+from ._native import CODES
 
 SIGNATURE = types.void(types.CPointer(types.int64), types.CPointer(types.float64), types.CPointer(types.float64))
 
@@ -69,8 +70,8 @@ def _c3(d, i, dtype):  # type: ignore[no-untyped-def]
     return carray(_pointer(d[i], dtype), (d[i + 2], d[i + 3], d[i + 4]))
 
 
-# the numpy types by their dtype character codes, as iqeval._native names the variants
-_TYPES = {np.dtype(t).str[1:]: t for t in (np.uint8, np.uint16, np.int32, np.int64, np.float32, np.float64)}
+# the numpy types by the names iqeval._native gives them in a variant (its one list of supported dtypes)
+_TYPES = {code: dtype.type for dtype, code in CODES.items()}
 
 
 def wrapper(name: str, variant: tuple[str, ...]) -> Any:

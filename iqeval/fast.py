@@ -254,8 +254,8 @@ def compiled_kernel(sums: bool = False) -> Any:
         cs_relu: bool = False,
     ) -> tuple[float, float]:
         k, ncols = w.shape[0], col1 - col0
-        moments, ring = np.empty((4, ncols + k - 1)), np.empty((k, 4, ncols))
-        u, rows = np.empty((4, ncols)), np.empty((2, ncols))
+        moments, ring = np.empty((4, ncols + k - 1)), np.empty((k + 1, 4, ncols))
+        u, rows = np.empty((8, ncols)), np.empty((2, ncols))
         args = (x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu)
         return kernel(*args, moments, ring, u, rows)
 

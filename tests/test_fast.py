@@ -263,3 +263,38 @@ def test_the_command_falls_back_to_numbas_own_loading_when_the_quick_one_fails()
     got = _quick_run("flaky", dict(os.environ))
     assert got["sse"] == _quick_reference()["sse"]
     assert got["registries"] is True  # loaded numba's way, after its full refresh
+
+
+@pytest.mark.parametrize("sigma", [1.5, 0.8])  # eleven taps (two output rows a pass) and seven
+@pytest.mark.parametrize("height", [11, 12, 13, 14, 15, 16, 37])  # one to six output rows, and 27
+def test_compiled_gaussian_sums_equal_separable_filtering_written_out(sigma, height):
+    """The kernel's SSIM and contrast-structure sums against scipy's 1-D correlations and the
+    formula written out, for every count of output rows (odd and even, so the last row of a pair
+    pass is met alone), with and without pyiqa's clipping of negative contrast-structure."""
+    from scipy.ndimage import correlate1d
+
+    kernel = fast.compiled_kernel(sums=True)
+    if kernel is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(height)
+    x = rng.integers(0, 256, (height, 29, 3), dtype=np.uint8)[..., 1]  # a strided channel
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+    y[:, :12] = 255 - y[:, :12]  # anti-correlated there: negative contrast-structure values
+    w, r = fast._kernel(True, 0, sigma)
+    assert len(w) == (11 if sigma == 1.5 else 7)
+    c1, c2, cov = (0.01 * 255) ** 2, (0.03 * 255) ** 2, 1.0
+
+    def filtered(a: np.ndarray) -> np.ndarray:
+        out = correlate1d(correlate1d(a, w, axis=0), w, axis=1)
+        return out[r:-r, r:-r]
+
+    xf, yf = x.astype(np.float64), y.astype(np.float64)
+    ux, uy, uxx, uyy, uxy = (filtered(a) for a in (xf, yf, xf * xf, yf * yf, xf * yf))
+    cs = (2 * (uxy - ux * uy) + c2) / ((uxx - ux * ux) + (uyy - uy * uy) + c2)
+    for relu in (False, True):
+        cs_used = np.maximum(cs, 0.0) if relu else cs
+        ssim = (2 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs_used
+        got = kernel(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov, relu)
+        assert got[0] == pytest.approx(ssim.sum(), rel=1e-12, abs=1e-12)
+        assert got[1] == pytest.approx(cs_used.sum(), rel=1e-12, abs=1e-12)
+    assert (cs < 0).any() and (cs > 0).any()  # the clipping changes something

@@ -79,8 +79,8 @@ def test_gaussian_sums_equal_the_dispatcher_on_planes_and_strided_channels(monke
     w, r = fast._kernel(True, 0, 1.5)
     for px, py in ((np.ascontiguousarray(x[..., 1]), np.ascontiguousarray(y[..., 1])), (x[..., 1], y[..., 1])):
         h, wd = px.shape
-        scratch = (np.empty((4, wd - 2 * r + len(w) - 1)), np.empty((len(w), 4, wd - 2 * r)))
-        scratch += (np.empty((4, wd - 2 * r)), np.empty((2, wd - 2 * r)))
+        scratch = (np.empty((4, wd - 2 * r + len(w) - 1)), np.empty((len(w) + 1, 4, wd - 2 * r)))
+        scratch += (np.empty((8, wd - 2 * r)), np.empty((2, wd - 2 * r)))
         args = (px, py, 1.0, 0.5, w, r, h - r, r, wd - r, 1e-4, 9e-4, 1.0, True, *scratch)
         native, direct, variant = _both(monkeypatch, "sums", *args)
         assert native == direct

@@ -11,7 +11,8 @@ A :class:`Run` holds items, statistics (micro, macro, weighted) and gate
 checks; ``Run.to_doc()`` is the JSON report. Options (:class:`Options`) are the
 same everywhere; metrics live in the registry :data:`iqeval.metrics.METRICS`.
 
-The names above load on first use (PEP 562), so that importing a submodule
+The names above, and the submodules (``iqeval.report``, ``iqeval.gate``,
+...), load on first use (PEP 562), so that importing a submodule
 (``iqeval.cli`` for the command) imports no more than that submodule needs,
 and the command can set up its environment before numpy is imported.
 """
@@ -19,6 +20,7 @@ and the command can set up its environment before numpy is imported.
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -70,9 +72,12 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
-    if home is None:
+    if home is not None:
+        value = getattr(import_module(f".{home}", __name__), name)
+    elif not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+        value = import_module(f".{name}", __name__)  # a submodule: iqeval.report.json_report(run)
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{home}", __name__), name)
     globals()[name] = value  # later lookups find it directly
     return value
 

@@ -64,7 +64,7 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, 
     costs one multiplication. With eleven taps (every Gaussian convention)
     two output rows are made in one pass down the ring, from twelve rows:
     reading the ring is what that pass spends its time on, and the two share
-    ten of them (14% less time a plane). Each output value is the same
+    ten of them (about 15% less time a plane). Each output value is the same
     expression either way, and the rows are added in order, so the sums are
     the same bits. With ``cs_relu`` a negative contrast-structure value
     counts as 0 in both (pyiqa's clipping).

@@ -218,7 +218,6 @@ def test_the_package_loads_its_api_on_first_use():
         "import sys, iqeval\n"
         "before = sorted(m for m in ('numpy', 'iqeval.batch', 'iqeval.runner') if m in sys.modules)\n"
         "from iqeval import *\n"
-        "import iqeval.results\n"
         "same = iqeval.Run is iqeval.results.Run and run is iqeval.runner.run\n"
         "try:\n"
         "    iqeval.not_a_name\n"
@@ -228,6 +227,9 @@ def test_the_package_loads_its_api_on_first_use():
         "print(before, same, missing, sep='|')"
     )
     assert out == "[]|True|module 'iqeval' has no attribute 'not_a_name'"
+    # a submodule is an attribute too, imported on first use, as when the package imported them all
+    out = _python("import iqeval\nprint(iqeval.report.json_report.__name__, iqeval.gate.parse_threshold('psnr=30'))")
+    assert out.startswith("json_report ")
     assert all(getattr(iqeval, name) is not None for name in iqeval.__all__)
 
 

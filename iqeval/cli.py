@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -40,9 +40,7 @@ from .gate import (
     presence,
     presence_check,
 )
-from .html import html_report
 from .io import DEFAULT_MAX_PIXELS, RawFormat, is_image_path
-from .maps import Visual, map_files, map_names, visual, worst
 from .metrics import parse_metrics, parse_pool
 from .outputs import Staging, check_targets
 from .prepare import ALPHAS, COLORS, KERNELS, OUT_OF_RANGE, Options
@@ -62,6 +60,9 @@ from .report import (
 from .results import ItemResult, Run
 from .runner import run
 from .stats import plural
+
+if TYPE_CHECKING:  # the pictures' modules load when pictures are asked for
+    from .maps import Visual
 
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
@@ -90,6 +91,12 @@ def _table_format(path: str) -> str:
     return {".md": "md", ".tex": "tex", ".csv": "csv"}.get(Path(path).suffix.lower(), "md")
 
 
+def _html(result: Run, visuals: Sequence[tuple[ItemResult, Visual]]) -> str:
+    from .html import html_report  # loaded only for --html
+
+    return html_report(result, visuals=visuals)
+
+
 WRITERS: tuple[Writer, ...] = (
     Writer("--json", "json_path", lambda r, v, p: json_report(r)),
     Writer("--csv", "csv_path", lambda r, v, p: items_csv(r)),
@@ -97,7 +104,7 @@ WRITERS: tuple[Writer, ...] = (
     Writer("--junit", "junit_path", lambda r, v, p: junit_xml(r)),
     Writer("--markdown", "markdown_path", lambda r, v, p: markdown_summary(r)),
     Writer("--markdown-append", "markdown_append", lambda r, v, p: markdown_summary(r), append=True),
-    Writer("--html", "html_path", lambda r, v, p: html_report(r, visuals=v), needs_visuals=True),
+    Writer("--html", "html_path", lambda r, v, p: _html(r, v), needs_visuals=True),
     Writer("--table", "table_path", lambda r, v, p: method_table(r, _table_format(p))),
 )
 """Every report format. A new format is one function and one row here (and its click option)."""
@@ -696,6 +703,8 @@ def _write_reports(staging: Staging, result: Run, config: CompareConfig, o: dict
             if o[w.dest] is not None:
                 staging.add(w.option, o[w.dest], w.render(result, visuals, o[w.dest]), append=w.append)
         if o["maps_dir"] is not None:
+            from .maps import map_files, map_names
+
             names = map_names([r.id for r, _ in visuals])
             for (_, v), name in zip(visuals, names, strict=True):
                 for file_name, png in map_files(v, name):
@@ -715,6 +724,8 @@ def _finish(result: Run, o: dict[str, Any], pair_view: bool) -> None:
         if not to_stdout and not quiet:
             click.echo(format_pair(item), nl=False)
         if o["maps_dir"] is not None and not quiet:
+            from .maps import map_names
+
             for name in map_names([item.id]):
                 for suffix in ("ssim", "error"):
                     click.echo(f"wrote {printable(str(Path(o['maps_dir']) / f'{name}.{suffix}.png'))}", err=True)
@@ -781,6 +792,8 @@ def diff(old: Path, new: Path, max_drop: tuple[str, ...], allow_missing: bool, l
 def _visuals(
     results: list[ItemResult], options: Options, n: int, quiet: bool, max_pixels: int | None
 ) -> list[tuple[ItemResult, Visual]]:
+    from .maps import visual, worst
+
     out = []
     chosen = worst(results, n)
     methods = {r.keys.get("method") for r in results} - {None}

@@ -5,18 +5,20 @@ output is identical to a serial run.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar, cast
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # imported where a pool is made: a run of one item (a video, a pair) never needs them
+    import multiprocessing.context
+    from concurrent.futures import ProcessPoolExecutor
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -36,6 +38,8 @@ def _ignore_sigint() -> None:
 
 
 def _context() -> multiprocessing.context.BaseContext:
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     if "fork" in methods and threading.active_count() == 1:
         # forking a single-threaded parent is safe, and workers start with
@@ -81,6 +85,9 @@ def process_map(
     """
 
     def mapper(fn: Callable[[A], R], items: Iterable[A]) -> Iterator[R]:
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
         def new_pool(workers: int) -> ProcessPoolExecutor:
             return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_ignore_sigint)
 

@@ -254,3 +254,12 @@ def test_the_command_starts_numpy_without_blas_threads():
         assert threads == "1"  # numpy's OpenBLAS started no threads of its own
     assert _python(code.format(module="iqeval.__main__"), OPENBLAS_NUM_THREADS="2").split()[0] == "2"
     assert _python(code.format(module="iqeval"), OPENBLAS_NUM_THREADS=None).split()[0] == "None"
+
+
+def test_the_command_starts_without_what_only_some_runs_need():
+    """A process pool, the HTML report and the maps load when a run asks for them, not at start-up."""
+    out = _python(
+        "import sys, iqeval.__main__\n"
+        "print(sorted(m for m in ('multiprocessing', 'iqeval.html', 'iqeval.maps') if m in sys.modules))"
+    )
+    assert out == "[]"

@@ -300,7 +300,7 @@ def run(name: str, args: tuple[Any, ...]) -> Any:
     if found is None:
         return NotImplemented
     variant, desc = found
-    fn = _FUNCS.get((name, variant)) or function(name, variant)
+    fn = function(name, variant)  # its own first look is the cache, without the lock
     if fn is None:
         return NotImplemented
     _, ints, floats, returns = _PLANS[name]

@@ -32,9 +32,13 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C is handled once, in the parent, which then stops the pool
+def _worker_signals() -> None:
+    """A worker's signals: Ctrl-C is handled once, in the parent, which then stops the
+    pool; SIGTERM kills the worker. A forked worker inherits the command's SIGTERM
+    handler, which raises: mid-item that exception would come back as the item's result
+    and the worker would live on, and the pool's shutdown would wait on it for ever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -89,7 +93,7 @@ def process_map(
         from concurrent.futures.process import BrokenProcessPool
 
         def new_pool(workers: int) -> ProcessPoolExecutor:
-            return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_ignore_sigint)
+            return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_worker_signals)
 
         pool = new_pool(jobs)
         pending: deque[tuple[A, Future[R] | None]] = deque()

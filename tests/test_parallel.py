@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from iqeval.cli import cli
+from iqeval.cli import _on_sigterm, cli
 from iqeval.evaluate import CompareConfig, evaluate
 from iqeval.parallel import choose_mapper, process_map
 
@@ -107,3 +112,23 @@ def test_images_identical_to_skimage_under_pool(tree):
         structural_similarity(g, p, data_range=255, channel_axis=-1), abs=1e-9
     )
     assert np.isfinite(results["g1/3"].scores["psnr"])
+
+
+def _terminated_mid_item(item: int) -> str:
+    os.kill(os.getpid(), signal.SIGTERM)  # as the command's _terminate does to a busy worker
+    time.sleep(2)
+    return "survived"
+
+
+def test_a_worker_dies_on_sigterm_even_with_the_commands_handler_inherited(monkeypatch):
+    # A forked worker inherits the command's SIGTERM handler, which raises. Mid-item that
+    # exception was caught and sent back as the item's result, and the worker lived on: the
+    # pool's shutdown then waited on it forever (a hang seen once in CI).
+    monkeypatch.setattr("iqeval.parallel._context", lambda: multiprocessing.get_context("fork"))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        results = list(process_map(1, crashed=lambda item, reason: reason)(_terminated_mid_item, [0]))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(results) == 1
+    assert "the worker process scoring it died" in results[0]

@@ -263,3 +263,21 @@ def test_the_command_starts_without_what_only_some_runs_need():
         "print(sorted(m for m in ('multiprocessing', 'iqeval.html', 'iqeval.maps') if m in sys.modules))"
     )
     assert out == "[]"
+
+
+def test_the_command_loads_without_garbage_collection_and_runs_with_it():
+    """The entry point imports the command with the collector off (its passes over start-up's
+    long-lived objects cost 15-20 ms), freezes what was loaded, and turns the collector back on,
+    so that a long run's garbage is collected. The library changes none of it."""
+    code = (
+        "import gc, sys\n"
+        "passes = []  # collections once numpy, which only the command's import loads, has started\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and 'numpy' in sys.modules and passes.append(1))\n"
+        "import {module}\n"
+        "print(len(passes), gc.get_freeze_count(), gc.isenabled())"
+    )
+    passes, frozen, enabled = _python(code.format(module="iqeval.__main__")).split()
+    assert (passes, enabled) == ("0", "True")
+    assert int(frozen) > 30_000  # numpy's, click's and iqeval's objects
+    passes, frozen, enabled = _python(code.format(module="iqeval.cli")).split()
+    assert int(passes) > 0 and (frozen, enabled) == ("0", "True")

@@ -686,13 +686,59 @@ def _format_of(stream: Any) -> VideoFormat:
     )
 
 
-def video_format(path: str | os.PathLike[str], raw: RawFormat | None = None) -> VideoFormat:
-    """A video's format from its header, nothing decoded."""
+_OPEN: dict[tuple[int, Path, RawFormat | None], Any] = {}  # (pid, path, raw): a container kept for decoding
+_OPEN_LOCK = threading.Lock()
+_OPEN_MAX = 4
+
+
+def _keep_open(p: Path, raw: RawFormat | None, container: Any) -> None:
+    """Keep a container whose format was just read for the decoding that follows (an open costs
+    10-25 ms); beyond a few, the oldest is closed."""
+    pid = os.getpid()
+    stale = []
+    with _OPEN_LOCK:
+        for key in [k for k in _OPEN if k[0] != pid]:  # a parent's, inherited through fork: its own
+            del _OPEN[key]
+        old = _OPEN.pop((pid, p, raw), None)
+        if old is not None:
+            stale.append(old)
+        _OPEN[(pid, p, raw)] = container
+        while len(_OPEN) > _OPEN_MAX:
+            stale.append(_OPEN.pop(next(iter(_OPEN))))
+    for c in stale:
+        c.close()
+
+
+def _take_open(p: Path, raw: RawFormat | None) -> Any:
+    """The container :func:`video_format` kept for ``p``, opened by this process; None if none."""
+    with _OPEN_LOCK:
+        return _OPEN.pop((os.getpid(), p, raw), None)
+
+
+def release_kept(path: str | os.PathLike[str], raw: RawFormat | None = None) -> None:
+    """Close the container :func:`video_format` kept for ``path``, if it is still kept."""
+    container = _take_open(Path(path), raw)
+    if container is not None:
+        container.close()
+
+
+def video_format(path: str | os.PathLike[str], raw: RawFormat | None = None, *, keep_open: bool = False) -> VideoFormat:
+    """A video's format from its header, nothing decoded. With ``keep_open`` the container stays
+    open for the next :func:`iter_frames` of the same file in this process, which then opens
+    nothing."""
     p = Path(path)
-    with _open_video(p, raw) as container:
+    container = _open_video(p, raw)
+    try:
         if not container.streams.video:
             raise LoadError(f"{p}: cannot read video: no video stream")
         fmt = _format_of(container.streams.video[0])
+    except BaseException:
+        container.close()
+        raise
+    if keep_open:
+        _keep_open(p, raw, container)
+    else:
+        container.close()
     # a raw file has no frame rate of its own (the one given to the demuxer is a placeholder), and
     # its frame count is its size
     if raw is not None and p.suffix.lower() in RAW_EXTENSIONS:
@@ -742,7 +788,7 @@ def iter_frames(
         except Exception as exc:
             raise LoadError(f"{p}: cannot read video: {_reason(exc)}") from exc
         return
-    with _open_video(p, raw) as container:
+    with _take_open(p, raw) or _open_video(p, raw) as container:
         if not container.streams.video:
             raise LoadError(f"{p}: cannot read video: no video stream")
         stream = container.streams.video[0]

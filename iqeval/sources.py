@@ -88,8 +88,9 @@ class Source:
         """
         raise NotImplementedError
 
-    def video_format(self, raw: RawFormat | None = None) -> VideoFormat | None:
-        """The pixel format of a video from its header; None for other kinds."""
+    def video_format(self, raw: RawFormat | None = None, *, keep_open: bool = False) -> VideoFormat | None:
+        """The pixel format of a video from its header; None for other kinds. ``keep_open``: the
+        file stays open for the decoding that follows (:func:`iqeval.io.video_format`)."""
         return None
 
     @staticmethod
@@ -161,10 +162,10 @@ class VideoSource(Source, kind="video"):
             return (Decoded(f) for f in frames)
         return (Decoded(f[0], planes=f) for f in frames)
 
-    def video_format(self, raw: RawFormat | None = None) -> VideoFormat | None:
+    def video_format(self, raw: RawFormat | None = None, *, keep_open: bool = False) -> VideoFormat | None:
         if self.path.suffix.lower() == ".gif":
             return None
-        return video_format(self.path, raw)
+        return video_format(self.path, raw, keep_open=keep_open)
 
     def facts(self) -> dict[str, Any]:
         if self.path.suffix.lower() in RAW_EXTENSIONS:  # no header to read

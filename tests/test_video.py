@@ -485,3 +485,103 @@ def test_decoding_runs_ahead_by_a_memory_budget_not_a_frame_count():
     assert prefetch_depth(fmt(3840, 2160, 10)) == 2
     assert prefetch_depth(fmt(1280, 720)) == 16  # 2.8 MB a frame: the ceiling
     assert prefetch_depth(None) == 2  # a frame folder: sizes unknown before decoding
+
+
+# ------------------------------------------------------------ start-up: opened once, both sides at once
+
+
+def test_both_sides_start_decoding_before_either_is_read():
+    """Each side's thread starts when it is made, not on its first ``next``: the second side used to
+    open its file and decode its first frame only after the first side's first frame came."""
+    import threading
+
+    from iqeval.video import Prefetch
+
+    started = {side: threading.Event() for side in ("pred", "gt", "dropped")}
+    closed: list[str] = []
+
+    def frames(side: str):
+        started[side].set()
+        try:
+            yield from range(5)
+        finally:
+            closed.append(side)
+
+    pred, gt = Prefetch(frames("pred"), 2), Prefetch(frames("gt"), 2)
+    assert started["pred"].wait(5) and started["gt"].wait(5)  # nothing read yet
+    assert next(pred) == 0 and list(gt) == [0, 1, 2, 3, 4]
+    assert closed == ["gt"]  # read to its end: its frames closed, its thread gone
+    pred.close()  # stopped midway: its thread closes its frames before close returns
+    assert sorted(closed) == ["gt", "pred"]
+    assert list(pred) == []
+
+    def broken():
+        yield 1
+        raise ValueError("frame 1 is damaged")
+
+    failing = Prefetch(broken(), 2)
+    assert next(failing) == 1
+    with pytest.raises(ValueError, match="frame 1 is damaged"):
+        next(failing)
+
+    # one dropped unread is deleted (its thread holds nothing of it), and its thread then stops
+    dropped = Prefetch(frames("dropped"), 1)
+    thread = dropped._thread
+    del dropped
+    thread.join(5)
+    assert not thread.is_alive() and "dropped" in closed
+
+
+def test_a_video_whose_format_was_read_is_decoded_without_opening_it_again(tmp_path, monkeypatch):
+    import iqeval.io as io
+
+    frames = make_planes(3, "yuv420p", 0)
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"v{i}.mkv")
+        write_ffv1(paths[-1], frames, "yuv420p")
+    opened: list[Path] = []
+    real_open = io._open_video
+    monkeypatch.setattr(io, "_open_video", lambda p, raw: opened.append(p) or real_open(p, raw))
+
+    fmt = io.video_format(paths[0], keep_open=True)
+    decoded = list(io.iter_frames(paths[0], planes="yuv"))
+    assert opened == [paths[0]] and (fmt.width, fmt.height) == (W, H)
+    for got, want in zip(decoded, frames, strict=True):  # FFV1 is lossless: the planes as written
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    list(io.iter_frames(paths[0], planes="y"))  # the kept container went to the first decoding only
+    assert opened == [paths[0], paths[0]]
+
+    # a few are kept at most, the oldest closed; a plain read keeps none
+    for p in paths:
+        io.video_format(p, keep_open=True)
+    io.video_format(paths[0])
+    assert [key[1] for key in io._OPEN] == paths[-io._OPEN_MAX :]
+    # one kept by another process (a parent, before fork) is never read here
+    monkeypatch.setattr(io.os, "getpid", lambda: -1)
+    opened.clear()
+    list(io.iter_frames(paths[-1], planes="y"))
+    assert opened == [paths[-1]]
+    monkeypatch.undo()
+    for p in paths[-io._OPEN_MAX :]:
+        io.release_kept(p)
+    assert not io._OPEN
+
+    # a run that stops between reading the formats and decoding (the rates differ) closes both
+    write_ffv1(tmp_path / "fast.mkv", frames, "yuv420p", rate=30)
+    for jobs in ("1", "2"):
+        result = run("compare", str(paths[0]), str(tmp_path / "fast.mkv"), "--jobs", jobs)
+        assert result.exit_code == 1 and "frame rates differ" in result.output
+        assert not io._OPEN
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_when_both_videos_are_bad_the_prediction_is_named_as_before(tmp_path, jobs):
+    # with frame threads both files are opened at once; the error is still the prediction's
+    (tmp_path / "pred.mkv").write_bytes(b"not a video")
+    (tmp_path / "gt.mkv").write_bytes(b"not one either")
+    result = run("compare", str(tmp_path / "pred.mkv"), str(tmp_path / "gt.mkv"), "--jobs", jobs)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert f"{tmp_path / 'pred.mkv'}: cannot read video" in result.output
+    assert str(tmp_path / "gt.mkv") + ":" not in result.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import platform
+import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -281,3 +283,23 @@ def test_the_command_loads_without_garbage_collection_and_runs_with_it():
     assert int(frozen) > 30_000  # numpy's, click's and iqeval's objects
     passes, frozen, enabled = _python(code.format(module="iqeval.cli")).split()
     assert int(passes) > 0 and (frozen, enabled) == ("0", "True")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
+def test_the_command_keeps_freed_image_memory_for_the_next_image():
+    """In the command's process an image-sized block (12 MiB) comes from the heap, which keeps it
+    when freed for the next image (glibc's thresholds start where its own adaptation ends). By
+    default, and with a user's own threshold, glibc maps it from the kernel and unmaps it when
+    freed, so the next image's pages fault in afresh. The library changes nothing."""
+    code = (
+        "import {module}\n"
+        "import numpy as np\n"
+        "a = np.ones(12 << 20, dtype=np.uint8)\n"
+        "with open('/proc/self/maps') as f:\n"
+        "    heap = [line.split()[0] for line in f if line.rstrip().endswith('[heap]')]\n"
+        "lo, hi = (int(x, 16) for x in heap[0].split('-')) if heap else (0, 0)\n"
+        "print(lo <= a.ctypes.data < hi)"
+    )
+    assert _python(code.format(module="iqeval.__main__")) == "True"
+    assert _python(code.format(module="iqeval")) == "False"
+    assert _python(code.format(module="iqeval.__main__"), MALLOC_MMAP_THRESHOLD_=str(1 << 20)) == "False"

@@ -161,7 +161,9 @@ class Prefetch(Iterator[A]):
             self._thread.join()
 
     def __del__(self) -> None:
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # None where __init__ failed before making it
+        if stop is not None:
+            stop.set()
 
 
 PREFETCH_BYTES = 64 << 20

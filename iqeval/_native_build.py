@@ -89,7 +89,7 @@ def wrapper(name: str, variant: tuple[str, ...]) -> Any:
             moments, ring, u, rows = _c2(d, 16, f8), _c3(d, 22, f8), _c2(d, 30, f8), _c2(d, 36, f8)
             a = 42
             o[0], o[1] = k.ssim_cs_sums(
-                x, y, s[0], s[1], w, d[a], d[a + 1], d[a + 2], d[a + 3], s[2], s[3], s[4], d[a + 4] != 0,
+                x, y, s[0], s[1], w, d[a], d[a + 1], d[a + 2], d[a + 3], s[2], s[3], s[4], d[a + 4],
                 moments, ring, u, rows,
             )  # fmt: skip
 

@@ -298,3 +298,12 @@ def test_compiled_gaussian_sums_equal_separable_filtering_written_out(sigma, hei
         assert got[0] == pytest.approx(ssim.sum(), rel=1e-12, abs=1e-12)
         assert got[1] == pytest.approx(cs_used.sum(), rel=1e-12, abs=1e-12)
     assert (cs < 0).any() and (cs > 0).any()  # the clipping changes something
+    # the SSIM sum alone (single-scale SSIM): skimage's expression, (A1 * A2) / (B1 * B2)
+    a1, a2 = 2 * ux * uy + c1, 2 * (uxy - ux * uy) + c2
+    b1, b2 = ux * ux + uy * uy + c1, (uxx - ux * ux) + (uyy - uy * uy) + c2
+    got = kernel(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov, 2)
+    assert got == (pytest.approx(((a1 * a2) / (b1 * b2)).sum(), rel=1e-12, abs=1e-12), 0.0)
+    single = fast.compiled_kernel()  # what single-scale SSIM calls: that mode, unless it clips
+    assert single(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov) == got[0]
+    clipped = single(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov, True)
+    assert clipped == pytest.approx((a1 / b1 * np.maximum(cs, 0.0)).sum(), rel=1e-12, abs=1e-12)

@@ -81,10 +81,11 @@ def test_gaussian_sums_equal_the_dispatcher_on_planes_and_strided_channels(monke
         h, wd = px.shape
         scratch = (np.empty((4, wd - 2 * r + len(w) - 1)), np.empty((len(w) + 1, 4, wd - 2 * r)))
         scratch += (np.empty((8, wd - 2 * r)), np.empty((2, wd - 2 * r)))
-        args = (px, py, 1.0, 0.5, w, r, h - r, r, wd - r, 1e-4, 9e-4, 1.0, True, *scratch)
-        native, direct, variant = _both(monkeypatch, "sums", *args)
-        assert native == direct
-        assert variant is not None and variant[-1] == ("c" if px.flags.c_contiguous else "a")
+        for mode in (0, 1, 2):  # plain, pyiqa's clipping, the SSIM sum alone
+            args = (px, py, 1.0, 0.5, w, r, h - r, r, wd - r, 1e-4, 9e-4, 1.0, mode, *scratch)
+            native, direct, variant = _both(monkeypatch, "sums", *args)
+            assert native == direct and (native[1] == 0.0) == (mode == 2)
+            assert variant is not None and variant[-1] == ("c" if px.flags.c_contiguous else "a")
     assert 0.2 < native[0] / ((h - 2 * r) * (wd - 2 * r)) < 1.0  # a real comparison
 
 

@@ -234,7 +234,8 @@ def compiled_kernel(sums: bool = False) -> Any:
     cs_relu=False)``; with ``sums`` it returns (SSIM sum, contrast-structure
     sum) (MS-SSIM, conventions), else the SSIM sum alone, which the kernel
     then computes without the contrast-structure map (one division a pixel,
-    where the two maps take two), unless ``cs_relu`` clips it.
+    where the two maps take two), unless ``cs_relu`` clips it. With ``sums``,
+    ``alone=True`` asks for that too: (SSIM sum, 0.0).
     """
     kernel = _compiled("sums")
     if kernel is None:
@@ -253,36 +254,20 @@ def compiled_kernel(sums: bool = False) -> Any:
         c1: float,
         c2: float,
         cov: float,
-        cs_relu: int = 0,  # 1 (True): pyiqa's clipping; 2: the SSIM sum alone
+        cs_relu: bool = False,
+        *,
+        alone: bool = False,
     ) -> tuple[float, float]:
         k, ncols = w.shape[0], col1 - col0
         moments, ring = np.empty((4, ncols + k - 1)), np.empty((k + 1, 4, ncols))
         u, rows = np.empty((8, ncols)), np.empty((2, ncols))
-        args = (x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, int(cs_relu))
+        mode = 1 if cs_relu else 2 if alone else 0  # the kernel's cs_relu: 2, the SSIM sum alone
+        args = (x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, mode)
         return kernel(*args, moments, ring, u, rows)
 
     if sums:
         return ssim_sums
-
-    def ssim_sum(
-        x: np.ndarray,
-        y: np.ndarray,
-        xs: float,
-        ys: float,
-        w: np.ndarray,
-        row0: int,
-        row1: int,
-        col0: int,
-        col1: int,
-        c1: float,
-        c2: float,
-        cov: float,
-        cs_relu: bool = False,
-    ) -> float:
-        mode = 1 if cs_relu else 2  # 2: the SSIM sum alone
-        return ssim_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, mode)[0]
-
-    return ssim_sum
+    return lambda *args: ssim_sums(*args, alone=True)[0]
 
 
 def compiled_luma() -> Any:

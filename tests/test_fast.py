@@ -301,7 +301,7 @@ def test_compiled_gaussian_sums_equal_separable_filtering_written_out(sigma, hei
     # the SSIM sum alone (single-scale SSIM): skimage's expression, (A1 * A2) / (B1 * B2)
     a1, a2 = 2 * ux * uy + c1, 2 * (uxy - ux * uy) + c2
     b1, b2 = ux * ux + uy * uy + c1, (uxx - ux * ux) + (uyy - uy * uy) + c2
-    got = kernel(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov, 2)
+    got = kernel(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov, alone=True)
     assert got == (pytest.approx(((a1 * a2) / (b1 * b2)).sum(), rel=1e-12, abs=1e-12), 0.0)
     single = fast.compiled_kernel()  # what single-scale SSIM calls: that mode, unless it clips
     assert single(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov) == got[0]

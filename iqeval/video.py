@@ -98,6 +98,13 @@ def ordered_map(fn: Callable[[A], R], items: Iterable[A], threads: int) -> Itera
 _END = object()
 
 
+def _close(frames: Iterator[Any]) -> None:
+    """Close an iterator of frames that can be closed (a generator, a :class:`Prefetch`): its file with it."""
+    close = getattr(frames, "close", None)
+    if close is not None:
+        close()
+
+
 def _produce(items: Iterator[Any], q: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:
     """:class:`Prefetch`'s thread: ``items`` into ``q`` until they end, fail, or ``stop`` is set."""
 
@@ -118,9 +125,7 @@ def _produce(items: Iterator[Any], q: queue.Queue[tuple[str, Any]], stop: thread
     except BaseException as exc:  # handed to the consumer, which raises it
         put(("error", exc))
     finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
+        _close(items)
 
 
 class Prefetch(Iterator[A]):
@@ -494,9 +499,7 @@ def _score_sequence(
             _frame_scored()
     finally:  # both files closed, whatever stopped the loop (an error on one side leaves the other unread)
         for frames in (pred_frames, gt_frames):
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
+            _close(frames)
     if info is None:
         raise SequenceError(f"no frames to score in {pred.path} and {gt.path}")
     if fmt is not None and mode != "rgb":

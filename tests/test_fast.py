@@ -160,6 +160,26 @@ def test_msssim_on_samples_as_they_are_equals_msssim_on_float64(variant, dtype):
     assert 0.3 < expected < 1.0  # a real comparison, not two perfect scores
 
 
+def test_gaussian_scratch_rows_span_an_odd_number_of_cache_lines_and_change_no_bit():
+    for n in (1, 8, 9, 128, 512, 1910, 1920, 4096):
+        length = fast._scratch_row(n)
+        assert length >= n and length % 8 == 0 and (length // 8) % 2 == 1
+        assert length - n < 16
+    # the wrapper's longer rows against exactly sized ones, on outputs 512 and 1024 wide
+    raw = fast._compiled("sums")
+    w, _ = fast._kernel(True, 0, 1.5)
+    rng = np.random.default_rng(2)
+    for width in (522, 1034):
+        x = rng.integers(0, 256, (40, width), dtype=np.uint8)
+        y = rng.integers(0, 256, (40, width), dtype=np.uint8)
+        args = (x, y, 1 / 255, 1 / 255, w, 5, 35, 5, width - 5, 1e-4, 9e-4, 1.0)
+        n = width - 10
+        exact = (np.empty((4, n + 10)), np.empty((12, 4, n)), np.empty((8, n)), np.empty((2, n)))
+        for mode in (0, 2):
+            got = fast.compiled_kernel(sums=True)(*args, alone=mode == 2)
+            assert got == raw(*args, mode, *exact)
+
+
 _QUICK_SCRIPT = """
 import json, sys
 import numpy as np

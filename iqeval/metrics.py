@@ -303,6 +303,22 @@ def ssim(
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli and Bovik (2003)
 
 
+def _mirror(a: np.ndarray, r: int) -> np.ndarray:
+    """``np.pad(a, r, mode="reflect")`` of a 2-D array: mirrored about the edge samples, which are not
+    repeated. Five slice copies, without np.pad's Python (about 30 us a call, the whole SSIM of a
+    small image)."""
+    h, w = a.shape
+    if r <= 0 or min(h, w) <= r + 1:  # a mirror that needs more than one reflection: numpy's own
+        return np.pad(a, r, mode="reflect")
+    out = np.empty((h + 2 * r, w + 2 * r), dtype=a.dtype)
+    out[r : h + r, r : w + r] = a
+    out[r : h + r, :r] = a[:, r:0:-1]
+    out[r : h + r, w + r :] = a[:, w - 2 : w - 2 - r : -1]
+    out[:r] = out[2 * r : r : -1]
+    out[h + r :] = out[h + r - 2 : h - 2 : -1]
+    return out
+
+
 def _ssim_plane_compiled(
     kernel: Any,
     x: np.ndarray,
@@ -314,6 +330,7 @@ def _ssim_plane_compiled(
     cs_relu: bool,
     xs: float = 1.0,
     ys: float = 1.0,
+    want_cs: bool = True,
 ) -> tuple[float, float]:
     """:func:`_ssim_plane` by the compiled kernel: the same sums, without full-size temporaries.
 
@@ -323,14 +340,18 @@ def _ssim_plane_compiled(
     r = weights.size // 2
     h, w = x.shape
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s, cs = kernel(x, y, float(xs), float(ys), weights, r, h - r, r, w - r, c1, c2, cov, cs_relu)
     inner = (h - 2 * r) * (w - 2 * r)
-    if not keep:
-        return s / inner, cs / inner
-    # kept borders: mirror the image by the radius (numpy's 'reflect' is scipy's 'mirror') and sum it all
-    xp, yp = np.pad(as_float(x, xs), r, mode="reflect"), np.pad(as_float(y, ys), r, mode="reflect")
-    s_all, _ = kernel(xp, yp, 1.0, 1.0, weights, r, h + r, r, w + r, c1, c2, cov, cs_relu)
-    return s_all / (h * w), cs / inner
+    cs = math.nan
+    if not keep or want_cs:  # the valid interior; without want_cs, the SSIM map alone (one division a pixel)
+        s, cs = kernel(x, y, float(xs), float(ys), weights, r, h - r, r, w - r, c1, c2, cov, cs_relu, alone=not want_cs)
+        cs = cs / inner if want_cs else math.nan
+        if not keep:
+            return s / inner, cs
+    # kept borders: mirror the samples by the radius (numpy's 'reflect' is scipy's 'mirror'), in their own
+    # dtype (the kernel scales them as it reads), and sum it all
+    xp, yp = _mirror(x, r), _mirror(y, r)
+    s_all, _ = kernel(xp, yp, float(xs), float(ys), weights, r, h + r, r, w + r, c1, c2, cov, cs_relu, alone=True)
+    return s_all / (h * w), cs
 
 
 def _ssim_plane(
@@ -344,6 +365,7 @@ def _ssim_plane(
     compiled: bool = False,
     xs: float = 1.0,
     ys: float = 1.0,
+    want_cs: bool = True,
 ) -> tuple[float, float]:
     """(mean SSIM, mean contrast-structure) of one plane: ``x * xs`` against ``y * ys``.
 
@@ -351,11 +373,13 @@ def _ssim_plane(
     would overhang is dropped (skimage, MATLAB, TF: 'valid'); with ``keep``
     the SSIM mean also covers that margin, filtered over a mirror that repeats
     no edge pixel (torchmetrics' reflect padding). The contrast-structure mean
-    always covers the valid interior.
+    always covers the valid interior. Without ``want_cs`` (single-scale SSIM)
+    the compiled kernel computes the SSIM map alone, and with ``keep`` skips
+    the interior's pass: the contrast-structure mean is then NaN.
     """
     kernel = fast.compiled_kernel(sums=True) if compiled else None
     if kernel is not None and _compiled_reads(x) and _compiled_reads(y):
-        return _ssim_plane_compiled(kernel, x, y, data_range, weights, cov, keep, cs_relu, xs, ys)
+        return _ssim_plane_compiled(kernel, x, y, data_range, weights, cov, keep, cs_relu, xs, ys, want_cs)
     x, y = as_float(x, xs), as_float(y, ys)
     from scipy import ndimage
 
@@ -382,16 +406,24 @@ def _planes(a: np.ndarray) -> list[np.ndarray]:
     return [a] if a.ndim == 2 else [a[..., c] for c in range(a.shape[2])]
 
 
-def _average_pool(a: np.ndarray, f: int) -> np.ndarray:
-    """f x f average pooling with stride f, dropping the rows and columns that do not fill a block."""
+def _average_pool(a: np.ndarray, f: int, scale: float = 1.0) -> np.ndarray:
+    """f x f average pooling with stride f of ``a * scale`` in float64, dropping the rows and columns
+    that do not fill a block.
+
+    The f * f samples of each block are added in row-major order from strided
+    views (each converted to float64 on its own: no full-size copy of ``a``),
+    then divided by f * f (for f = 2 the same bits as :func:`iqeval._kernels.halve`'s
+    times 0.25): five times faster than numpy's mean over two axes of a
+    reshaped copy.
+    """
     h, w = (a.shape[0] // f) * f, (a.shape[1] // f) * f
-    if f == 2:  # MS-SSIM's step: four strided sums, five times faster than a two-axis mean
-        out = a[0:h:2, 0:w:2] + a[0:h:2, 1:w:2]
-        out += a[1:h:2, 0:w:2]
-        out += a[1:h:2, 1:w:2]
-        out *= 0.25
-        return out
-    return a[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    out = np.array(as_float(a[0:h:f, 0:w:f], scale), dtype=np.float64)  # a copy: the sum is made in it
+    for i in range(f):
+        for j in range(f):
+            if i or j:
+                out += as_float(a[i:h:f, j:w:f], scale)
+    out /= f * f
+    return out
 
 
 def wang_downsample(a: np.ndarray) -> np.ndarray:
@@ -400,18 +432,49 @@ def wang_downsample(a: np.ndarray) -> np.ndarray:
     return a if f == 1 else _average_pool(a, f)
 
 
-def ssim_variant(x: np.ndarray, y: np.ndarray, data_range: float, options: Options, compiled: bool = False) -> float:
-    """SSIM with a convention's border, downsampling and clipping choices, in float64.
+def _wang_downsample_scaled(a: np.ndarray, scale: float, kernel: Any) -> tuple[np.ndarray, float]:
+    """:func:`wang_downsample` of ``a * scale``, as (plane, the scale still to apply).
 
-    ``compiled`` uses the compiled kernel (the fast engine); otherwise SciPy's filters (the reference).
+    Nothing to pool: the samples as they are. By 2 (images of 384 to 639
+    pixels a side): the compiled pooling reads them as they are; by more,
+    :func:`_average_pool` does. Either way the same bits as pooling the scaled
+    float64 plane, which is never made.
+    """
+    f = max(1, round(min(a.shape[:2]) / 256))
+    if f == 1:
+        return a, scale
+    if f == 2 and kernel is not None:
+        return _halve(a, "torchmetrics", scale, kernel), 1.0  # torchmetrics' halving drops odd rows, as this does
+    return _average_pool(a, f, scale), 1.0
+
+
+def ssim_variant(
+    x: np.ndarray,
+    y: np.ndarray,
+    data_range: float,
+    options: Options,
+    compiled: bool = False,
+    scale: tuple[float, float] = (1.0, 1.0),
+) -> float:
+    """SSIM of ``x * scale[0]`` against ``y * scale[1]`` with a convention's border, downsampling and
+    clipping choices, in float64.
+
+    ``compiled`` uses the compiled kernels (the fast engine), which read the
+    samples as they are, one plane at a time: no float64 copy of the
+    full-size images. Otherwise SciPy's filters (the reference) on float64.
     """
     weights, _, _, cov = fast.window(options.ssim_kernel, options.win_size, options.sigma)
+    keep = options.ssim_border == "keep"
+    halve = fast.compiled_halve() if compiled else None
     values = []
     for px, py in zip(_planes(x), _planes(y), strict=True):
+        xs, ys = scale
+        if not (compiled and _compiled_reads(px) and _compiled_reads(py)):
+            px, py, xs, ys = as_float(px, xs), as_float(py, ys), 1.0, 1.0
         if options.downsample == "auto":
-            px, py = wang_downsample(px), wang_downsample(py)
-        keep = options.ssim_border == "keep"
-        values.append(_ssim_plane(px, py, data_range, weights, cov, keep, options.cs_relu, compiled)[0])
+            (px, xs), (py, ys) = _wang_downsample_scaled(px, xs, halve), _wang_downsample_scaled(py, ys, halve)
+        plane = _ssim_plane(px, py, data_range, weights, cov, keep, options.cs_relu, compiled, xs, ys, want_cs=False)
+        values.append(plane[0])
     return float(np.mean(values))
 
 
@@ -557,10 +620,8 @@ def _ssim_fast(p: Prepared, o: Options, scratch: Scratch) -> float:
         if p.pred_scale != 1.0 or p.gt_scale != 1.0 or p.pred.dtype.kind not in "ui" or p.gt.dtype.kind not in "ui":
             raise ColorModeError(_FFMPEG_INTEGERS)
         return _ffmpeg_planes(p.pred, p.gt, p.info.data_range, compiled=True)
-    if not o.skimage_ssim:  # a convention's variant: the compiled kernel on float64 planes
-        x = scratch.get("x", lambda: as_float(p.pred, p.pred_scale))
-        y = scratch.get("y", lambda: as_float(p.gt, p.gt_scale))
-        return ssim_variant(x, y, p.info.data_range, o, compiled=True)
+    if not o.skimage_ssim:  # a convention's variant: the compiled kernels read the samples as they are
+        return ssim_variant(p.pred, p.gt, p.info.data_range, o, compiled=True, scale=(p.pred_scale, p.gt_scale))
     return fast.mean_ssim(
         p.pred,
         p.gt,

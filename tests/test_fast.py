@@ -160,6 +160,87 @@ def test_msssim_on_samples_as_they_are_equals_msssim_on_float64(variant, dtype):
     assert 0.3 < expected < 1.0  # a real comparison, not two perfect scores
 
 
+@pytest.mark.parametrize("convention", ["torchmetrics", "piq", "pyiqa"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("side", [200, 520, 800])  # piq's downsampling: none, by 2 (compiled), by 3
+def test_convention_ssim_on_samples_as_they_are_equals_scipys_filters_on_float64(convention, dtype, side):
+    # a convention's SSIM (kept borders, downsampling, clipping) reads the samples and their scale,
+    # one plane at a time; the reference filters the float64 image with SciPy
+    from iqeval.conventions import CONVENTIONS
+    from iqeval.metrics import ssim_variant
+    from iqeval.prepare import Options
+
+    options = Options(**_variant_options(convention))
+    rng = np.random.default_rng(side)
+    top = 1.0 if np.dtype(dtype).kind == "f" else np.iinfo(dtype).max
+    gt = (rng.random((side + 1, side + 7, 3)) * top).astype(dtype)  # odd sides: pooling drops a row
+    pred = np.clip(gt.astype(np.float64) + rng.normal(0, top / 20, gt.shape), 0, top).astype(dtype)
+    scale = (1.0 / top, 2.0 / top)
+    x, y = pred.astype(np.float64) * scale[0], gt.astype(np.float64) * scale[1]
+    expected = ssim_variant(x, y, 2.0, options)
+    got = ssim_variant(pred, gt, 2.0, options, compiled=True, scale=scale)
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert 0.05 < expected < 0.99  # a real comparison
+
+
+def _variant_options(convention: str) -> dict:
+    """A convention's SSIM options, on the channels as stored (pyiqa's YIQ conversion left out)."""
+    from iqeval.conventions import CONVENTIONS
+
+    return {k: v for k, v in CONVENTIONS[convention].sets.items() if k not in ("color", "y_rounding", "psnr_color")}
+
+
+def test_a_conventions_ssim_makes_no_float64_copy_of_the_image():
+    # the fast engine used to convert both full images to float64 first (2 x 8 bytes a sample)
+    import tracemalloc
+
+    from iqeval.metrics import ssim_variant
+    from iqeval.prepare import Options
+
+    rng = np.random.default_rng(1)
+    gt = rng.integers(0, 256, (1030, 1030, 3), dtype=np.uint8)
+    pred = np.clip(gt + rng.normal(0, 9, gt.shape), 0, 255).astype(np.uint8)
+    plane = gt.shape[0] * gt.shape[1] * 8  # one float64 plane
+    for convention in ("torchmetrics", "piq", "pyiqa"):
+        options = Options(**_variant_options(convention))
+        args = (pred, gt, 1.0, options)
+        ssim_variant(*args, compiled=True, scale=(1 / 255, 1 / 255))  # kernels loaded before measuring
+        tracemalloc.start()
+        got = ssim_variant(*args, compiled=True, scale=(1 / 255, 1 / 255))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        # nothing full-size: piq's pooling by 4 reads the samples as they are (both images in float64
+        # were six planes, and pooling them by a reshaped copy two more)
+        assert peak < 0.5 * plane, (convention, peak / plane)
+        assert got == pytest.approx(ssim_variant(pred / 255, gt / 255, 1.0, options), abs=1e-12)
+
+
+@pytest.mark.parametrize("f", [2, 3, 4, 5])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_average_pooling_of_scaled_samples_written_out(f, dtype):
+    rng = np.random.default_rng(f)
+    a = (rng.random((23, 31, 3)) * 200).astype(dtype)[:, :, 1]  # a strided channel; rows and columns left over
+    scale = 1 / 255
+    got = metrics._average_pool(a, f, scale)
+    expected = np.empty((23 // f, 31 // f))
+    for i in range(expected.shape[0]):
+        for j in range(expected.shape[1]):
+            total = 0.0
+            for u in range(f):  # the block's samples in row-major order
+                for v in range(f):
+                    total += float(a[i * f + u, j * f + v]) * scale
+            expected[i, j] = total / (f * f)
+    assert np.array_equal(got, expected)
+    assert got.dtype == np.float64
+
+
+@pytest.mark.parametrize("shape", [(11, 11), (12, 30), (40, 13), (7, 7), (6, 9), (3, 4)])
+@pytest.mark.parametrize("r", [1, 2, 5])
+def test_mirror_is_numpys_reflect_padding(shape, r):
+    a = np.random.default_rng(r).integers(0, 200, (*shape, 3)).astype(np.uint8)[:, :, 2]
+    assert np.array_equal(metrics._mirror(a, r), np.pad(a, r, mode="reflect"))
+
+
 def test_gaussian_scratch_rows_span_an_odd_number_of_cache_lines_and_change_no_bit():
     for n in (1, 8, 9, 128, 512, 1910, 1920, 4096):
         length = fast._scratch_row(n)

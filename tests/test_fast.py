@@ -166,7 +166,6 @@ def test_msssim_on_samples_as_they_are_equals_msssim_on_float64(variant, dtype):
 def test_convention_ssim_on_samples_as_they_are_equals_scipys_filters_on_float64(convention, dtype, side):
     # a convention's SSIM (kept borders, downsampling, clipping) reads the samples and their scale,
     # one plane at a time; the reference filters the float64 image with SciPy
-    from iqeval.conventions import CONVENTIONS
     from iqeval.metrics import ssim_variant
     from iqeval.prepare import Options
 

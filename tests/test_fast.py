@@ -365,6 +365,34 @@ def test_the_command_falls_back_to_numbas_own_loading_when_the_quick_one_fails()
     assert got["registries"] is True  # loaded numba's way, after its full refresh
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("height", [15, 16, 40])  # output rows met alone and in pairs
+def test_seven_tap_passes_are_the_general_passes_bits(dtype, height):
+    # the unrolled seven-tap passes against the general pass a tap, on the same taps with a zero tap
+    # added at each end (nine taps: the zeros add exact zeros, so each value is the same sum in the
+    # same order)
+    raw = fast._compiled("sums")
+    rng = np.random.default_rng(height)
+    x = (rng.random((height, 45, 3)) * 255).astype(dtype)[..., 0]
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(dtype)
+    y[:, :15] = 255 - y[:, :15]  # anti-correlated there: pyiqa's clipping changes the sums
+    w7, _ = fast._kernel(False, 7, 1.5)  # skimage's default uniform window
+    w9 = np.concatenate([[0.0], w7, [0.0]])
+    results = []
+    for w in (w7, w9):
+        k, n = len(w), 45 - 8
+        scratch = (np.empty((4, n + k - 1)), np.empty((k + 1, 4, n)), np.empty((8, n)), np.empty((2, n)))
+        results.append(
+            [
+                raw(x, y, 1 / 255, 1 / 255, w, 4, height - 4, 4, 41, 1e-4, 9e-4, 49 / 48, mode, *scratch)
+                for mode in (0, 1, 2)
+            ]
+        )
+    assert results[0] == results[1]
+    plain, clipped, alone = results[0]
+    assert clipped[0] > plain[0] and clipped[1] > plain[1] and alone[1] == 0.0  # real sums, three modes
+
+
 @pytest.mark.parametrize("sigma", [1.5, 0.8])  # eleven taps (two output rows a pass) and seven
 @pytest.mark.parametrize("height", [11, 12, 13, 14, 15, 16, 37])  # one to six output rows, and 27
 def test_compiled_gaussian_sums_equal_separable_filtering_written_out(sigma, height):

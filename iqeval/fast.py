@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -505,16 +506,17 @@ def mean_ssim(
             c1n, c2n = (0.01 * data_range) ** 2 * n * n, (0.03 * data_range) ** 2 * n * n
             total = 0.0
             rows_x, rows_y = _interleaved_rows(pred), _interleaved_rows(gt)
-            if rows_x is not None and rows_y is not None:  # every channel in one pass, read in place
+            pairs: Iterable[tuple[np.ndarray, np.ndarray]]
+            # every channel in one pass, read in place; but only the 7-tap window's sums along a row
+            # vectorise with the channels interleaved (another window took 8-10x as long as on a plane)
+            if rows_x is not None and rows_y is not None and (pred.ndim == 2 or win == 7):
                 pairs, step = [(rows_x, rows_y)], 1 if pred.ndim == 2 else pred.shape[2]
             else:  # a channel of another layout is a strided view: a contiguous copy halves the kernel's time
-                pairs, step = (
-                    [
-                        (np.ascontiguousarray(x), np.ascontiguousarray(y))
-                        for x, y in zip(_planes(pred), _planes(gt), strict=True)
-                    ],
-                    1,
+                pairs = (
+                    (np.ascontiguousarray(x), np.ascontiguousarray(y))  # one channel at a time
+                    for x, y in zip(_planes(pred), _planes(gt), strict=True)
                 )
+                step = 1
             for x, y in pairs:
                 out = x.shape[1] - (win - 1) * step
                 col, hs, row = np.zeros((4, x.shape[1]), dtype=wide), np.empty((4, out), dtype=wide), np.empty(out)

@@ -104,6 +104,27 @@ def test_integer_uniform_ssim_and_sse_in_every_memory_layout(layout, dtype, chan
     assert fast.sum_squared_error(x, y, 1.0, 1.0) == float((d * d).sum())
 
 
+@pytest.mark.parametrize(("win", "steps"), [(7, [3]), (3, [1, 1, 1]), (11, [1, 1, 1])])
+def test_interleaved_channels_are_read_in_place_only_for_the_seven_tap_window(monkeypatch, win, steps):
+    # the box kernel's sums along a row vectorise with channels interleaved only for 7 taps: another
+    # window is sent a contiguous plane at a time (8-10x faster), with the same numbers
+    box = fast._compiled("box_int")
+    seen: list[int] = []
+
+    def spy(x, y, w, step, *rest):
+        seen.append(step)
+        assert x.flags.c_contiguous or step > 1
+        return box(x, y, w, step, *rest)
+
+    monkeypatch.setitem(fast._KERNELS, "box_int", spy)
+    rng = np.random.default_rng(win)
+    x = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 12, x.shape), 0, 255).astype(np.uint8)
+    got = fast.mean_ssim(x, y, 1.0, 1.0, data_range=255.0, kernel="uniform", win_size=win, sigma=1.5)
+    assert seen == steps
+    assert got == pytest.approx(structural_similarity(y, x, data_range=255, win_size=win, channel_axis=-1), abs=1e-12)
+
+
 def test_fast_band_edges_on_tall_image():
     # taller than one band, and a height that leaves a short last band
     rng = np.random.default_rng(1)

@@ -33,6 +33,21 @@ def _down11(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, wr, w4, w3, w2, w1, w0,
 
 
 @njit(inline="always")
+def _ring_rows(ring, base, n, m):  # type: ignore[no-untyped-def]
+    """Moment ``m`` of input rows ``base`` .. ``base + 7`` in the ring (a row's slot is its index modulo ``n``)."""
+    return (
+        ring[base % n, m],
+        ring[(base + 1) % n, m],
+        ring[(base + 2) % n, m],
+        ring[(base + 3) % n, m],
+        ring[(base + 4) % n, m],
+        ring[(base + 5) % n, m],
+        ring[(base + 6) % n, m],
+        ring[(base + 7) % n, m],
+    )
+
+
+@njit(inline="always")
 def _down7(a0, a1, a2, a3, a4, a5, a6, wr, w0, w1, w2, j):  # type: ignore[no-untyped-def]
     """Column ``j`` of seven rows weighted by the symmetric taps: the general pass's order, in one expression."""
     return ((wr * a3[j] + w0 * (a0[j] + a6[j])) + w1 * (a1[j] + a5[j])) + w2 * (a2[j] + a4[j])
@@ -148,21 +163,10 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, 
             pair = unrolled and ready - done >= 2
             if k == 11:
                 for m in range(4):
-                    a0 = ring[base % n, m]
-                    a1 = ring[(base + 1) % n, m]
-                    a2 = ring[(base + 2) % n, m]
-                    a3 = ring[(base + 3) % n, m]
-                    a4 = ring[(base + 4) % n, m]
-                    a5 = ring[(base + 5) % n, m]
-                    a6 = ring[(base + 6) % n, m]
-                    a7 = ring[(base + 7) % n, m]
-                    a8 = ring[(base + 8) % n, m]
-                    a9 = ring[(base + 9) % n, m]
-                    a10 = ring[(base + 10) % n, m]
-                    um = u[m]
+                    a0, a1, a2, a3, a4, a5, a6, a7 = _ring_rows(ring, base, n, m)
+                    a8, a9, a10, a11 = _ring_rows(ring, base + 8, n, m)[:4]
+                    um, vm = u[m], u[4 + m]
                     if pair:
-                        a11 = ring[(base + 11) % n, m]
-                        vm = u[4 + m]
                         for jj in range(ncols):
                             um[jj] = _down11(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, wr, w4, w3, w2, w1, w0, jj)
                             vm[jj] = _down11(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, wr, w4, w3, w2, w1, w0, jj)
@@ -171,17 +175,9 @@ def ssim_cs_sums(x, y, xs, ys, w, row0, row1, col0, col1, c1, c2, cov, cs_relu, 
                             um[jj] = _down11(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, wr, w4, w3, w2, w1, w0, jj)
             elif k == 7:
                 for m in range(4):
-                    a0 = ring[base % n, m]
-                    a1 = ring[(base + 1) % n, m]
-                    a2 = ring[(base + 2) % n, m]
-                    a3 = ring[(base + 3) % n, m]
-                    a4 = ring[(base + 4) % n, m]
-                    a5 = ring[(base + 5) % n, m]
-                    a6 = ring[(base + 6) % n, m]
-                    um = u[m]
+                    a0, a1, a2, a3, a4, a5, a6, a7 = _ring_rows(ring, base, n, m)
+                    um, vm = u[m], u[4 + m]
                     if pair:
-                        a7 = ring[(base + 7) % n, m]
-                        vm = u[4 + m]
                         for jj in range(ncols):
                             um[jj] = _down7(a0, a1, a2, a3, a4, a5, a6, wr, w0, w1, w2, jj)
                             vm[jj] = _down7(a1, a2, a3, a4, a5, a6, a7, wr, w0, w1, w2, jj)

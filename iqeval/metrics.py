@@ -375,7 +375,8 @@ def _ssim_plane(
     no edge pixel (torchmetrics' reflect padding). The contrast-structure mean
     always covers the valid interior. Without ``want_cs`` (single-scale SSIM)
     the compiled kernel computes the SSIM map alone, and with ``keep`` skips
-    the interior's pass: the contrast-structure mean is then NaN.
+    the interior's pass, and its contrast-structure mean is NaN (SciPy's
+    filters compute it either way).
     """
     kernel = fast.compiled_kernel(sums=True) if compiled else None
     if kernel is not None and _compiled_reads(x) and _compiled_reads(y):

@@ -427,19 +427,15 @@ def _average_pool(a: np.ndarray, f: int, scale: float = 1.0) -> np.ndarray:
     return out
 
 
-def wang_downsample(a: np.ndarray) -> np.ndarray:
-    """Wang's ``ssim.m`` (and piq's) step: average pooling by f = max(1, round(min(H, W) / 256))."""
-    f = max(1, round(min(a.shape[:2]) / 256))
-    return a if f == 1 else _average_pool(a, f)
-
-
-def _wang_downsample_scaled(a: np.ndarray, scale: float, kernel: Any) -> tuple[np.ndarray, float]:
-    """:func:`wang_downsample` of ``a * scale``, as (plane, the scale still to apply).
+def _wang_downsample(a: np.ndarray, scale: float, kernel: Any) -> tuple[np.ndarray, float]:
+    """Wang's ``ssim.m`` (and piq's) step, average pooling by f = max(1, round(min(H, W) / 256)),
+    of ``a * scale``, as (plane, the scale still to apply).
 
     Nothing to pool: the samples as they are. By 2 (images of 384 to 639
-    pixels a side): the compiled pooling reads them as they are; by more,
-    :func:`_average_pool` does. Either way the same bits as pooling the scaled
-    float64 plane, which is never made.
+    pixels a side): the compiled pooling (``kernel``, the fast engine) reads
+    them as they are; by more, or without it, :func:`_average_pool` does.
+    Either way the same bits as pooling the scaled float64 plane, which is
+    never made.
     """
     f = max(1, round(min(a.shape[:2]) / 256))
     if f == 1:
@@ -473,7 +469,7 @@ def ssim_variant(
         if not (compiled and _compiled_reads(px) and _compiled_reads(py)):
             px, py, xs, ys = as_float(px, xs), as_float(py, ys), 1.0, 1.0
         if options.downsample == "auto":
-            (px, xs), (py, ys) = _wang_downsample_scaled(px, xs, halve), _wang_downsample_scaled(py, ys, halve)
+            (px, xs), (py, ys) = _wang_downsample(px, xs, halve), _wang_downsample(py, ys, halve)
         plane = _ssim_plane(px, py, data_range, weights, cov, keep, options.cs_relu, compiled, xs, ys, want_cs=False)
         values.append(plane[0])
     return float(np.mean(values))

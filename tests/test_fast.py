@@ -261,6 +261,12 @@ def test_mirror_is_numpys_reflect_padding(shape, r):
     assert np.array_equal(metrics._mirror(a, r), np.pad(a, r, mode="reflect"))
 
 
+def _exact_scratch(k: int, n: int) -> tuple[np.ndarray, ...]:
+    """The Gaussian kernel's scratch sized exactly, for ``k`` taps and ``n`` output columns (its wrapper
+    pads the rows)."""
+    return np.empty((4, n + k - 1)), np.empty((k + 1, 4, n)), np.empty((8, n)), np.empty((2, n))
+
+
 def test_gaussian_scratch_rows_span_an_odd_number_of_cache_lines_and_change_no_bit():
     for n in (1, 8, 9, 128, 512, 1910, 1920, 4096):
         length = fast._scratch_row(n)
@@ -274,8 +280,7 @@ def test_gaussian_scratch_rows_span_an_odd_number_of_cache_lines_and_change_no_b
         x = rng.integers(0, 256, (40, width), dtype=np.uint8)
         y = rng.integers(0, 256, (40, width), dtype=np.uint8)
         args = (x, y, 1 / 255, 1 / 255, w, 5, 35, 5, width - 5, 1e-4, 9e-4, 1.0)
-        n = width - 10
-        exact = (np.empty((4, n + 10)), np.empty((12, 4, n)), np.empty((8, n)), np.empty((2, n)))
+        exact = _exact_scratch(11, width - 10)
         for mode in (0, 2):
             got = fast.compiled_kernel(sums=True)(*args, alone=mode == 2)
             assert got == raw(*args, mode, *exact)
@@ -401,8 +406,7 @@ def test_seven_tap_passes_are_the_general_passes_bits(dtype, height):
     w9 = np.concatenate([[0.0], w7, [0.0]])
     results = []
     for w in (w7, w9):
-        k, n = len(w), 45 - 8
-        scratch = (np.empty((4, n + k - 1)), np.empty((k + 1, 4, n)), np.empty((8, n)), np.empty((2, n)))
+        scratch = _exact_scratch(len(w), 45 - 8)
         results.append(
             [
                 raw(x, y, 1 / 255, 1 / 255, w, 4, height - 4, 4, 41, 1e-4, 9e-4, 49 / 48, mode, *scratch)

@@ -172,11 +172,24 @@ def _png_image_spans(data: bytearray, crc32: Callable[[Any, int], int]) -> list[
     return None  # no IEND
 
 
+_INFLATE_CHUNK = 1 << 18  # bytes fed to and taken from ISA-L's inflate a call: a chunk stays in the L2 cache
+
+
 def _inflate(stream: memoryview, size: int) -> np.ndarray | None:
-    """The zlib ``stream`` inflated into ``size`` bytes (its checksum checked), by libdeflate where
-    imagecodecs is installed, else zlib. Fewer bytes when the stream ends early; None where it is
-    damaged or holds more than ``size`` bytes."""
+    """The zlib ``stream`` inflated into ``size`` bytes (its checksum checked): by ISA-L (python-isal)
+    where it imports, else by libdeflate where imagecodecs is installed, else zlib. Fewer bytes
+    when the stream ends early; None where it is damaged, cut short or holds more than ``size`` bytes.
+
+    On the bench's 1080p photographs ISA-L inflates one in about 13 ms, libdeflate in 18-19 ms
+    and zlib in 41 ms. Every one releases the GIL.
+    """
     raw = np.empty(size, dtype=np.uint8)
+    try:
+        from isal import igzip_lib
+    except ImportError:
+        pass
+    else:
+        return _inflate_isal(igzip_lib, stream, raw)
     try:
         import imagecodecs
     except ImportError:
@@ -198,14 +211,42 @@ def _inflate(stream: memoryview, size: int) -> np.ndarray | None:
     return raw[: len(written)]
 
 
+def _inflate_isal(igzip_lib: Any, stream: memoryview, raw: np.ndarray) -> np.ndarray | None:
+    """:func:`_inflate` by ISA-L, into ``raw``: python-isal has no call that writes into a buffer, so
+    the stream goes in and the bytes come out :data:`_INFLATE_CHUNK` at a time, each chunk copied
+    while it is still in the cache (the copies cost about 0.3 ms of a 1080p RGB image's 13 ms)."""
+    inflater = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_ZLIB)
+    size, done, fed = raw.size, 0, 0
+    try:
+        while not inflater.eof:
+            piece = stream[fed : fed + _INFLATE_CHUNK] if inflater.needs_input else b""
+            fed += len(piece)
+            # never more than one byte past the promise
+            got = inflater.decompress(piece, min(_INFLATE_CHUNK, size + 1 - done))
+            if done + len(got) > size:
+                return None  # more data than promised
+            if not got and not inflater.eof and (fed >= len(stream) or not inflater.needs_input):
+                return None  # a stream cut short (or one that stopped giving bytes)
+            raw[done : done + len(got)] = np.frombuffer(got, dtype=np.uint8)
+            done += len(got)
+    except Exception:  # bad data or a bad checksum (python-isal raises its own error types)
+        return None
+    return raw[:done]
+
+
 def _crc32() -> Callable[[Any, int], int]:
-    """libdeflate's CRC-32 where imagecodecs is installed (several times zlib's speed), else zlib's."""
+    """libdeflate's CRC-32 where imagecodecs is installed, else ISA-L's where python-isal is, else
+    zlib's (0.14, 0.28 and 1.2 ms for 3 MB)."""
     try:
         from imagecodecs import deflate_crc32
     except ImportError:
-        import zlib
+        try:
+            from isal.isal_zlib import crc32
+        except ImportError:
+            import zlib
 
-        return zlib.crc32
+            return zlib.crc32
+        return cast(Callable[[Any, int], int], crc32)
     return cast(Callable[[Any, int], int], deflate_crc32)
 
 
@@ -337,10 +378,9 @@ def _read_png_fast(path: Path) -> Decoded | None:
     """A plain PNG (8- or 16-bit gray, gray+alpha, RGB or RGBA, no transparency chunk) decoded fast;
     None: let the other readers take it (palette, low bit depths and tRNS keep Pillow's conversions).
 
-    A non-interlaced file is inflated (by libdeflate where ``iqeval[speed]`` installs imagecodecs:
-    about 1.5 times libpng's speed on photographs; with zlib about 1.7 times Pillow's) and its
-    rows unfiltered by a compiled kernel. An interlaced one goes to libpng (imagecodecs.png_decode)
-    where it is installed.
+    A non-interlaced file is inflated (:func:`_inflate`: by ISA-L, about 1.4 times libdeflate's
+    speed and 3 times zlib's on photographs) and its rows unfiltered by a compiled kernel. An
+    interlaced one goes to libpng (imagecodecs.png_decode) where ``iqeval[speed]`` installs it.
     """
     data = _read_bytes(path)
     plain = len(data) >= 33 and data[12:16] == b"IHDR" and data[24] in (8, 16) and data[25] in _PNG_CHANNELS

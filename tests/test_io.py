@@ -254,14 +254,55 @@ def test_png_without_the_compiled_unfilter_is_read_by_the_other_readers(tmp_path
         assert np.array_equal(np.asarray(im), rgb)
 
 
-@pytest.mark.parametrize("inflater", ["libdeflate", "zlib"])
+def _use_inflater(monkeypatch: pytest.MonkeyPatch, inflater: str) -> None:
+    """Make :func:`iqeval.io._inflate` and :func:`iqeval.io._crc32` take ``inflater``'s library, as
+    each install would: "isal" the default install (python-isal, no imagecodecs), "libdeflate"
+    one with imagecodecs and without python-isal, "zlib" one with neither. The dev extra installs
+    both, so none of these skips."""
+    import imagecodecs  # noqa: F401
+    import isal  # noqa: F401
+
+    hidden = {"isal": ["imagecodecs"], "libdeflate": ["isal"], "zlib": ["isal", "imagecodecs"]}[inflater]
+    for module in hidden:
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+INFLATERS = ["isal", "libdeflate", "zlib"]
+
+
+@pytest.mark.parametrize("inflater", INFLATERS)
+def test_inflate_checks_the_stream_and_its_promised_size(monkeypatch, inflater):
+    # against zlib's own compressor and the bytes given to it, in chunks that span the inflaters' buffers
+    from iqeval import io
+
+    _use_inflater(monkeypatch, inflater)
+    rng = np.random.default_rng(11)
+    payload = (rng.integers(0, 4, 700_001, dtype=np.uint8) * 60).tobytes()  # compresses, but not to nothing
+    stream = zlib.compress(payload, 6)
+    n = len(payload)
+    for chunk in (1 << 12, 1 << 18):  # ISA-L's chunk: smaller than, and near the size of, the payload
+        monkeypatch.setattr(io, "_INFLATE_CHUNK", chunk)
+        got = io._inflate(memoryview(stream), n)
+        assert got is not None and got.tobytes() == payload
+        short = io._inflate(memoryview(zlib.compress(payload[:1000])), n)  # a whole stream, fewer bytes
+        assert short is not None and short.tobytes() == payload[:1000]
+        assert io._inflate(memoryview(stream), n - 1) is None  # more than promised
+        assert io._inflate(memoryview(stream[: len(stream) // 2]), n) is None  # cut short
+        assert io._inflate(memoryview(stream[:-4]), n) is None  # its checksum missing
+        bad = bytearray(stream)
+        bad[-1] ^= 1  # the checksum wrong
+        assert io._inflate(memoryview(bytes(bad)), n) is None
+        assert io._inflate(memoryview(b"\x78\x9c" + bytes(range(256)) * 8), n) is None  # not deflate data
+    crc = io._crc32()
+    assert crc(payload, 0) == zlib.crc32(payload)
+    assert crc(payload[7:], crc(payload[:7], 0)) == zlib.crc32(payload)  # a running CRC, as the chunk walk uses
+
+
+@pytest.mark.parametrize("inflater", INFLATERS)
 def test_png_fast_path_names_damage_and_leaves_the_rest_to_the_other_readers(tmp_path, monkeypatch, inflater):
     from iqeval.io import _png_inflate_unfilter
 
-    if inflater == "zlib":
-        monkeypatch.setitem(sys.modules, "imagecodecs", None)  # as without iqeval[speed]
-    else:
-        pytest.importorskip("imagecodecs")
+    _use_inflater(monkeypatch, inflater)
     rgb = np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     good = _png_by_spec(rgb, [4])
     assert np.array_equal(_png_inflate_unfilter(bytearray(good)), rgb)

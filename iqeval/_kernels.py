@@ -562,18 +562,43 @@ def ffmpeg_ssim_sum(x, y, c1, c2, prev, cur, row):  # type: ignore[no-untyped-de
     return total, max(h4 - 1, 0) * max(w4 - 1, 0)
 
 
-@njit(cache=True, nogil=True)
-def luma(a, w0, w1, w2, offset, out):  # type: ignore[no-untyped-def]
-    """``out = a[..., 0] * w0 + a[..., 1] * w1 + a[..., 2] * w2 (+ offset)`` in float64, in one pass.
+@njit(inline="always")
+def _luma_row(a, start, step, cs, w0, w1, w2, offset, o):  # type: ignore[no-untyped-def]
+    """One row of :func:`luma`: ``o.shape[0]`` pixels ``step`` samples apart from ``a[start]`` on,
+    their channels ``cs`` apart. Inlined, so that constant spacings reach LLVM as such: the loads
+    at RGB's and RGBA's stride of 3 or 4 then vectorise."""
+    st, c1, c2 = np.uint64(step), np.uint64(cs), np.uint64(2 * cs)  # unsigned: no wrap-around test a load
+    for j in range(o.shape[0]):
+        p = np.uint64(start) + st * np.uint64(j)
+        v = float(a[p]) * w0
+        v = v + float(a[p + c1]) * w1
+        v = v + float(a[p + c2]) * w2
+        if offset != 0.0:
+            v = v + offset
+        o[j] = v
 
-    The operations and their order are :func:`iqeval.prepare.to_luma`'s (each
-    product rounded, then added left to right), so the result is the same bits.
+
+@njit(cache=True, nogil=True)
+def luma(a, row_stride, pixel_stride, channel_stride, w0, w1, w2, offset, out):  # type: ignore[no-untyped-def]
+    """``out = R * w0 + G * w1 + B * w2 (+ offset)`` in float64, in one pass.
+
+    ``a`` is 1-D: the span of memory an (H, W, C) image lies in
+    (:func:`iqeval.fast.strided_span`: a cropped image or channel planes are
+    read in place), with its strides in samples. Indexed along one
+    contiguous array, with the spacing of packed RGB or RGBA pixels (3 or 4)
+    or of channel planes (1) a constant, the loads vectorise: 1.5 ms for a
+    1080p RGB image, where indexing the 3-D image took 4.6 ms. The operations
+    and their order are :func:`iqeval.prepare.to_luma`'s (each product
+    rounded, then added left to right), so the result is the same bits.
     """
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            v = float(a[i, j, 0]) * w0
-            v = v + float(a[i, j, 1]) * w1
-            v = v + float(a[i, j, 2]) * w2
-            if offset != 0.0:
-                v = v + offset
-            out[i, j] = v
+    cs = channel_stride
+    for i in range(out.shape[0]):
+        start = i * row_stride
+        if cs == 1 and pixel_stride == 3:
+            _luma_row(a, start, 3, 1, w0, w1, w2, offset, out[i])
+        elif cs == 1 and pixel_stride == 4:
+            _luma_row(a, start, 4, 1, w0, w1, w2, offset, out[i])
+        elif pixel_stride == 1:
+            _luma_row(a, start, 1, cs, w0, w1, w2, offset, out[i])
+        else:
+            _luma_row(a, start, pixel_stride, cs, w0, w1, w2, offset, out[i])

@@ -50,7 +50,7 @@ SPECS: dict[str, tuple[str, str]] = {
     "box_int": ("IIiifffTTF", "o"),
     "sse_int": ("II", "d"),
     "ffmpeg": ("IIiiLLF", "od"),
-    "luma": ("IffffF", ""),
+    "luma": ("IiiiffffF", ""),
     "halve": ("IfF", ""),
     "png_unfilter": ("BBiii", "d"),
 }

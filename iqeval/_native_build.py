@@ -44,15 +44,15 @@ def _pointer(typingctx: Any, address: Any, dtype: Any) -> Any:
 
 
 @njit(inline="always")
-def _arr2(d, i, dtype):  # type: ignore[no-untyped-def]
+def _arr1(d, i, dtype):  # type: ignore[no-untyped-def]
     base = carray(_pointer(d[i], dtype), (d[i + 1],))
-    return as_strided(base, shape=(d[i + 2], d[i + 3]), strides=(d[i + 4], d[i + 5]))
+    return as_strided(base, shape=(d[i + 2],), strides=(d[i + 3],))
 
 
 @njit(inline="always")
-def _arr3(d, i, dtype):  # type: ignore[no-untyped-def]
+def _arr2(d, i, dtype):  # type: ignore[no-untyped-def]
     base = carray(_pointer(d[i], dtype), (d[i + 1],))
-    return as_strided(base, shape=(d[i + 2], d[i + 3], d[i + 4]), strides=(d[i + 5], d[i + 6], d[i + 7]))
+    return as_strided(base, shape=(d[i + 2], d[i + 3]), strides=(d[i + 4], d[i + 5]))
 
 
 @njit(inline="always")
@@ -80,7 +80,7 @@ def wrapper(name: str, variant: tuple[str, ...]) -> Any:
     t = [_TYPES[s] for s in variant[:-1]]
     f8 = np.float64
     # scratch arrays are always C-contiguous; inputs as the caller's are
-    _in2, _in3 = (_c2, _c3) if variant[-1] == "c" else (_arr2, _arr3)
+    _in1, _in2 = (_c1, _c2) if variant[-1] == "c" else (_arr1, _arr2)
     if name == "sums":
         tx, ty = t
 
@@ -124,7 +124,7 @@ def wrapper(name: str, variant: tuple[str, ...]) -> Any:
         (ta,) = t
 
         def luma(d, s, o):  # type: ignore[no-untyped-def]
-            k.luma(_in3(d, 0, ta), s[0], s[1], s[2], s[3], _c2(d, 8, f8))
+            k.luma(_in1(d, 0, ta), d[10], d[11], d[12], s[0], s[1], s[2], s[3], _c2(d, 4, f8))
 
         fn = luma
     elif name == "halve":

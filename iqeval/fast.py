@@ -454,6 +454,22 @@ def _interleaved_rows(a: np.ndarray) -> np.ndarray | None:
     return a.reshape(a.shape[0], a.shape[1] * a.shape[2])  # a view: the last two axes merge
 
 
+def strided_span(a: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """An array as the 1-D contiguous span of memory its samples lie in (a view, from its first sample
+    to its last) and its strides counted in samples; None where it is empty or a stride is negative
+    or not a whole number of samples."""
+    if a.size == 0:
+        return None
+    steps = []
+    for stride in a.strides:
+        step, odd = divmod(stride, a.itemsize)
+        if odd or step < 0:
+            return None
+        steps.append(step)
+    span = 1 + sum((n - 1) * step for n, step in zip(a.shape, steps, strict=True))
+    return np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(a.itemsize,), writeable=False), tuple(steps)
+
+
 def _planes(a: np.ndarray) -> list[np.ndarray]:
     """The 2-D planes of an image (its channels), as views."""
     return [a] if a.ndim == 2 else [a[..., c] for c in range(a.shape[2])]

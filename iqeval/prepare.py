@@ -23,7 +23,7 @@ from .errors import (
     ShapeMismatchError,
     WindowSizeError,
 )
-from .fast import compiled_luma
+from .fast import compiled_luma, strided_span
 from .metrics import METRICS, parse_metrics, ssim_window
 
 Color = Literal["rgb", "y", "gray", "yiq", "yuv"]
@@ -311,9 +311,13 @@ def to_luma(a: np.ndarray, weights: np.ndarray, offset: float) -> np.ndarray:
     """Weighted sum of the RGB channels plus ``offset`` (float64); gray input counts as R=G=B."""
     if a.ndim == 3 and a.shape[2] >= 3 and a.dtype in _LUMA_DTYPES:
         kernel = compiled_luma()
-        if kernel is not None:  # one pass, no float64 copy of the image
+        # one pass, in place, no float64 copy of the image; a flipped one is copied first
+        found = strided_span(a) or strided_span(np.ascontiguousarray(a)) if kernel is not None else None
+        if kernel is not None and found is not None:  # None: an empty image
+            span, (rows, pixels, channels) = found
             out = np.empty(a.shape[:2])
-            kernel(a, float(weights[0]), float(weights[1]), float(weights[2]), float(offset), out)
+            w0, w1, w2 = (float(w) for w in weights[:3])
+            kernel(span, rows, pixels, channels, w0, w1, w2, float(offset), out)
             return out
     x = np.asarray(a, dtype=np.float64)
     if x.ndim == 2:

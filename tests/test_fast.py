@@ -460,3 +460,19 @@ def test_compiled_gaussian_sums_equal_separable_filtering_written_out(sigma, hei
     assert single(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov) == got[0]
     clipped = single(x, y, 1.0, 1.0, w, r, height - r, r, x.shape[1] - r, c1, c2, cov, True)
     assert clipped == pytest.approx((a1 / b1 * np.maximum(cs, 0.0)).sum(), rel=1e-12, abs=1e-12)
+
+
+def test_strided_span_is_the_memory_an_image_lies_in():
+    # every sample of each layout found at its strides in the span, which is a view of the image
+    a = np.arange(5 * 7 * 4, dtype=np.uint16).reshape(5, 7, 4)
+    planar = np.ascontiguousarray(a.transpose(2, 0, 1)).transpose(1, 2, 0)
+    for image in (a, a[1:-1, 2:-1, :3], planar, planar[1:, :-2]):
+        span, steps = fast.strided_span(image)
+        assert np.shares_memory(span, image) and span.flags.c_contiguous
+        assert span.size == 1 + sum((n - 1) * s for n, s in zip(image.shape, steps, strict=True))
+        i, j, c = np.indices(image.shape)
+        assert np.array_equal(span[i * steps[0] + j * steps[1] + c * steps[2]], image)
+    assert fast.strided_span(a[::-1]) is None
+    assert fast.strided_span(a[:0]) is None
+    odd = np.lib.stride_tricks.as_strided(np.zeros(32, dtype=np.uint16), shape=(3, 2, 1), strides=(3, 2, 2))
+    assert fast.strided_span(odd) is None  # rows 1.5 samples apart

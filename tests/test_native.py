@@ -94,12 +94,16 @@ def test_ffmpeg_luma_halve_and_png_kernels_equal_the_dispatcher(monkeypatch):
     prev, cur = np.zeros((4, 13), dtype=np.int64), np.zeros((4, 13), dtype=np.int64)
     native, direct, _ = _both(monkeypatch, "ffmpeg", x[..., 0], y[..., 0], 6, 58, prev, cur, np.empty(12))
     assert native == direct and direct[1] == 8 * 12
-    out_n, out_d = np.empty((36, 52)), np.empty((36, 52))
     kernel = fast._compiled("luma")
-    kernel(x, 0.299, 0.587, 0.114, 16.0, out_n)
-    kernel.dispatcher()(x, 0.299, 0.587, 0.114, 16.0, out_d)
-    assert np.array_equal(out_n, out_d)
-    assert np.array_equal(out_n, ((x[..., 0] * 0.299) + (x[..., 1] * 0.587) + (x[..., 2] * 0.114)) + 16.0)
+    planar = np.ascontiguousarray(x.transpose(2, 0, 1)).transpose(1, 2, 0)
+    for image in (x, x[3:-2, 4:-1], planar):  # RGB packed, cropped (rows spaced wider) and in channel planes
+        out_n, out_d = np.empty(image.shape[:2]), np.empty(image.shape[:2])
+        span, (rows, pixels, channels) = fast.strided_span(image)
+        kernel(span, rows, pixels, channels, 0.299, 0.587, 0.114, 16.0, out_n)
+        kernel.dispatcher()(span, rows, pixels, channels, 0.299, 0.587, 0.114, 16.0, out_d)
+        assert np.array_equal(out_n, out_d)
+        expected = ((image[..., 0] * 0.299) + (image[..., 1] * 0.587) + (image[..., 2] * 0.114)) + 16.0
+        assert np.array_equal(out_n, expected)
     kernel = fast._compiled("halve")
     half_n, half_d = np.empty((18, 26)), np.empty((18, 26))
     kernel(x[..., 2], 0.5, half_n)

@@ -168,13 +168,29 @@ def test_options_validation(kwargs, message):
         Options(**kwargs)
 
 
+def _layout(a: np.ndarray, layout: str) -> np.ndarray:
+    """``a`` (H, W, 3) as an image of the same RGB samples in another memory layout."""
+    if layout == "cropped":  # the SR convention crops before taking luma: rows spaced wider than they are
+        return np.pad(a, ((2, 3), (4, 1), (0, 0)))[2:-3, 4:-1]
+    if layout == "rgba":
+        return np.concatenate([a, a[..., :1]], axis=2)
+    if layout == "planar":  # channel planes (the batch API's NCHW)
+        return np.ascontiguousarray(a.transpose(2, 0, 1)).transpose(1, 2, 0)
+    if layout == "flipped":  # negative strides
+        return np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1]
+    return a
+
+
+@pytest.mark.parametrize("layout", ["packed", "cropped", "rgba", "planar", "flipped"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
-def test_compiled_luma_is_the_numpy_formula_bit_for_bit(dtype):
+def test_compiled_luma_is_the_numpy_formula_bit_for_bit(dtype, layout):
     from iqeval.prepare import Y_WEIGHTS, YIQ_WEIGHTS, to_luma
 
     rng = np.random.default_rng(5)
     top = 1.0 if np.dtype(dtype).kind == "f" else np.iinfo(dtype).max
-    a = (rng.random((31, 45, 3)) * top).astype(dtype)
+    rgb = (rng.random((31, 45, 3)) * top).astype(dtype)
+    a = _layout(rgb, layout)
+    assert np.array_equal(a[..., :3], rgb) and (layout in ("packed", "rgba")) == a.flags.c_contiguous
     for weights, offset in ((Y_WEIGHTS, 16.0), (YIQ_WEIGHTS, 0.0)):
         x = a.astype(np.float64)
         expected = x[..., 0] * weights[0]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +92,11 @@ def test_dask_local_cluster_equals_local_run(tree, tmp_path):
             cli, ["compare", str(pred), str(gt), "--scheduler", cluster.scheduler_address, "--json", str(remote), "-q"]
         )
     assert result.exit_code == 1, result.output
+
+    def outcomes(path: Path) -> list[tuple[str, str, str | None]]:
+        return [(i["id"], i["status"], i.get("error")) for i in json.loads(path.read_text())["items"]]
+
+    assert outcomes(remote) == outcomes(local)  # where they differ, the item and its error show
     assert remote.read_text() == local.read_text()
 
 

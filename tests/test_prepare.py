@@ -181,6 +181,24 @@ def _layout(a: np.ndarray, layout: str) -> np.ndarray:
     return a
 
 
+@pytest.mark.parametrize("layout", ["cropped", "planar"])
+def test_compiled_luma_reads_cropped_and_planar_images_in_place(layout):
+    # float64 samples: a packed copy of the image would be three times the luma plane it makes
+    import tracemalloc
+
+    from iqeval.prepare import Y_WEIGHTS, to_luma
+
+    a = _layout(np.random.default_rng(3).random((300, 200, 3)), layout)
+    to_luma(a, Y_WEIGHTS, 16.0)  # the kernel loaded (and built) before tracing
+    tracemalloc.start()
+    try:
+        y = to_luma(a, Y_WEIGHTS, 16.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert y.nbytes <= peak < 1.5 * y.nbytes
+
+
 @pytest.mark.parametrize("layout", ["packed", "cropped", "rgba", "planar", "flipped"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_compiled_luma_is_the_numpy_formula_bit_for_bit(dtype, layout):

@@ -312,8 +312,8 @@ def to_luma(a: np.ndarray, weights: np.ndarray, offset: float) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] >= 3 and a.dtype in _LUMA_DTYPES:
         kernel = compiled_luma()
         # one pass, in place, no float64 copy of the image; a flipped one is copied first
-        found = strided_span(a) or strided_span(np.ascontiguousarray(a)) if kernel is not None else None
-        if kernel is not None and found is not None:  # None: an empty image
+        found = None if kernel is None else strided_span(a) or strided_span(np.ascontiguousarray(a))
+        if found is not None:  # None without numba, or for an empty image
             span, (rows, pixels, channels) = found
             out = np.empty(a.shape[:2])
             w0, w1, w2 = (float(w) for w in weights[:3])

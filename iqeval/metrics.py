@@ -403,10 +403,6 @@ def _ssim_plane(
     return float((ssim_map if keep else ssim_map[inner]).mean()), float(cs[inner].mean())
 
 
-def _planes(a: np.ndarray) -> list[np.ndarray]:
-    return [a] if a.ndim == 2 else [a[..., c] for c in range(a.shape[2])]
-
-
 def _average_pool(a: np.ndarray, f: int, scale: float = 1.0) -> np.ndarray:
     """f x f average pooling with stride f of ``a * scale`` in float64, dropping the rows and columns
     that do not fill a block.
@@ -464,7 +460,7 @@ def ssim_variant(
     keep = options.ssim_border == "keep"
     halve = fast.compiled_halve() if compiled else None
     values = []
-    for px, py in zip(_planes(x), _planes(y), strict=True):
+    for px, py in zip(fast._planes(x), fast._planes(y), strict=True):
         xs, ys = scale
         if not (compiled and _compiled_reads(px) and _compiled_reads(py)):
             px, py, xs, ys = as_float(px, xs), as_float(py, ys), 1.0, 1.0
@@ -555,7 +551,7 @@ def msssim(
     pyiqa = variant == "pyiqa"
     halve = fast.compiled_halve() if compiled else None
     per_plane = []  # per channel: [(ssim, cs) for each scale]
-    for px, py in zip(_planes(pred), _planes(gt), strict=True):
+    for px, py in zip(fast._planes(pred), fast._planes(gt), strict=True):
         xs, ys = scale
         if halve is None or not (_compiled_reads(px) and _compiled_reads(py)):
             px, py, xs, ys = as_float(px, xs), as_float(py, ys), 1.0, 1.0
@@ -593,7 +589,7 @@ def _ffmpeg_planes(pred: np.ndarray, gt: np.ndarray, data_range: float, compiled
     kernel = fast.compiled_ffmpeg() if compiled else None
     top = round(data_range)
     values = []
-    for x, y in zip(_planes(pred), _planes(gt), strict=True):
+    for x, y in zip(fast._planes(pred), fast._planes(gt), strict=True):
         if kernel is None:
             values.append(ffmpeg_ssim(x, y, top))
             continue

@@ -259,8 +259,10 @@ def ssim_box_int(x, y, win, step, c1n, c2n, cn, col, hs, row):  # type: ignore[n
     ``step``-th column, so each channel is scored in the same pass, in place,
     and the sum covers every channel.
     ``col`` is a zeroed (4, width) array of the accumulator type
-    (:func:`iqeval.fast.integer_accumulator`: int32 for 8-bit data, so the
-    loops vectorise twice as wide). It holds the column sums of four moments,
+    (:func:`iqeval.fast.window_sum_type`: float32 for 8-bit data and windows up
+    to 11, whose every sum is an integer under 2**24 and so exact in float32,
+    and whose loops vectorise 8 wide, the sums down the image included, where
+    int32's products widen to int64; else int32 or int64). It holds the column sums of four moments,
     x, y, x*x + y*y and x*y (the formula needs the squares only as their sum,
     so one moment serves both), as running sums down the image (one row in,
     one row out, in one pass; the squares' change as (a - a0) * (a + a0), exact
@@ -320,14 +322,14 @@ def ssim_box_int(x, y, win, step, c1n, c2n, cn, col, hs, row):  # type: ignore[n
         # every product and difference of window sums below is an integer, under 2**53 for the
         # windows and depths the caller sends here, so float64 holds it exactly
         for j in range(out):
-            sx = float(hs[0, j])
-            sy = float(hs[1, j])
+            sx = np.float64(hs[0, j])  # np.float64, not float: float() of a float32 stays float32 in numba
+            sy = np.float64(hs[1, j])
             p = sx * sy
             q = sx * sx + sy * sy
             num = p * 2.0 + c1n
-            a2 = (nf * float(hs[3, j]) - p) * tcn + c2n
+            a2 = (nf * np.float64(hs[3, j]) - p) * tcn + c2n
             den = q + c1n
-            b2 = (nf * float(hs[2, j]) - q) * cn + c2n
+            b2 = (nf * np.float64(hs[2, j]) - q) * cn + c2n
             row[j] = (num * a2) / (den * b2)
         total += _sum(row)
     return total

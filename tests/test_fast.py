@@ -476,3 +476,65 @@ def test_strided_span_is_the_memory_an_image_lies_in():
     assert fast.strided_span(a[:0]) is None
     odd = np.lib.stride_tricks.as_strided(np.zeros(32, dtype=np.uint16), shape=(3, 2, 1), strides=(3, 2, 2))
     assert fast.strided_span(odd) is None  # rows 1.5 samples apart
+
+
+def test_window_sums_are_float32_only_where_every_sum_is_an_exact_float32():
+    # the largest window sum is that of x*x + y*y: 2 N v^2 for N = win^2 samples of value v
+    assert 2 * 121 * 255**2 < 2**24 < 2 * 169 * 255**2
+    assert fast.window_sum_type(255, 11) is np.float32
+    # otherwise the integer path's type (its own bound, 2 N^2 v^2)
+    assert fast.window_sum_type(255, 13) is np.int64  # 2 * 169 * 255^2 = 2.2e7 > 2^24
+    assert fast.window_sum_type(1023, 3) is np.int32  # 10-bit: 1.9e7 > 2^24
+    assert fast.window_sum_type(65535, 7) is np.int64
+
+
+@pytest.mark.parametrize("layout", ["plane", "padded rows", "interleaved"])
+@pytest.mark.parametrize("win", [3, 7, 11, 13])
+@pytest.mark.parametrize("content", ["noise", "near white"])
+def test_box_kernel_sums_are_exact_in_the_chosen_type(layout, win, content):
+    # float32 window sums give the bits of int64's, which hold every sum exactly; where the bound
+    # says no (win 13 of near-white 8-bit data), float32 really does round
+    rng = np.random.default_rng(win)
+    shape = (3 * win + 5, 4 * win + 9, 3)
+    if content == "noise":
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+    else:
+        x = rng.integers(240, 256, shape, dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 6, shape), 0, 255).astype(np.uint8)
+    if layout == "plane":
+        x, y, step = np.ascontiguousarray(x[..., 0]), np.ascontiguousarray(y[..., 0]), 1
+    elif layout == "padded rows":  # a decoded video plane
+        x, y, step = x[..., 0].copy()[:, :-5], y[..., 0].copy()[:, :-5], 1
+    else:
+        x, y, step = x.reshape(shape[0], -1), y.reshape(shape[0], -1), 3
+    n = win * win
+    c1n, c2n = (0.01 * 255) ** 2 * n * n, (0.03 * 255) ** 2 * n * n
+    out = x.shape[1] - (win - 1) * step
+    kernel = fast._compiled("box_int")
+
+    def total(dtype: type) -> float:
+        col, hs, row = np.zeros((4, x.shape[1]), dtype), np.empty((4, out), dtype), np.empty(out)
+        return kernel(x, y, win, step, c1n, c2n, n / (n - 1), col, hs, row)
+
+    chosen = fast.window_sum_type(255, win)
+    exact = total(np.int64)
+    if chosen is np.float32:
+        assert total(np.float32) == exact
+        assert kernel.dispatcher()(x, y, win, step, c1n, c2n, n / (n - 1), *_scratch(x, out, np.float32)) == exact
+    elif content == "near white":
+        assert total(np.float32) != exact
+    assert total(chosen) == exact
+    planes = 1 if step == 1 else 3
+    mean = exact / ((x.shape[0] - 2 * (win // 2)) * (x.shape[1] // planes - 2 * (win // 2)) * planes)
+    ref = structural_similarity(
+        y.reshape(x.shape[0], -1, planes),
+        x.reshape(x.shape[0], -1, planes),
+        data_range=255,
+        win_size=win,
+        channel_axis=-1,
+    )
+    assert mean == pytest.approx(ref, abs=1e-12)
+
+
+def _scratch(x: np.ndarray, out: int, dtype: type) -> tuple[np.ndarray, ...]:
+    return np.zeros((4, x.shape[1]), dtype), np.empty((4, out), dtype), np.empty(out)

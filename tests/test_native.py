@@ -190,7 +190,7 @@ def test_a_process_that_finds_the_kernels_cached_never_imports_numba(built, tmp_
     assert first["numba"] is True
     env = _copy(built, tmp_path)
     files = sorted(p.name for p in (tmp_path / "cache" / "iqeval-native").glob("*.kernel"))
-    assert any(f.startswith("iqeval-box_int-u1-u1-i4-i4-") for f in files)
+    assert any(f.startswith("iqeval-box_int-u1-u1-f4-f4-") for f in files)  # 8-bit: float32 window sums
     assert any(f.startswith("iqeval-sums-u1-u1-a-") for f in files)  # the channels of an RGB image
     second = _run(env)
     assert second["numba"] is False  # about 0.3 s of start-up, and of each pool worker's

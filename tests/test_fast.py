@@ -513,8 +513,7 @@ def test_box_kernel_sums_are_exact_in_the_chosen_type(layout, win, content):
     kernel = fast._compiled("box_int")
 
     def total(dtype: type) -> float:
-        col, hs, row = np.zeros((4, x.shape[1]), dtype), np.empty((4, out), dtype), np.empty(out)
-        return kernel(x, y, win, step, c1n, c2n, n / (n - 1), col, hs, row)
+        return kernel(x, y, win, step, c1n, c2n, n / (n - 1), *_scratch(x, out, dtype))
 
     chosen = fast.window_sum_type(255, win)
     exact = total(np.int64)
